@@ -1,0 +1,11 @@
+"""ASGI entry point of the example maintenance site."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maintenance_dashboard.settings")
+
+application = get_asgi_application()

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class MaintenancePerfConfig(AppConfig):
+    name = "maintenance_perf"
+    verbose_name = "Maintenance performance"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Importing registers the system checks with Django's check framework.
+        from maintenance_perf import checks  # noqa: F401

@@ -1,0 +1,191 @@
+"""System checks for the ``MAINTENANCE_PERF`` setting.
+
+Each id is documented in ``docs/checks.rst``. A mistake is reported with a
+hint and never raised, so ``manage.py check`` lists every problem at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+
+from maintenance_perf.conf import DEFAULT_MODELS, DEFAULTS, SETTING_NAME
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from django.apps import AppConfig
+
+# memcached refuses keys with spaces or control characters; the prefix is the
+# only part of a key the host writes verbatim, so it is held to that rule.
+KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,50}$")
+
+
+def _error(msg: str, hint: str, number: int) -> checks.Error:
+    return checks.Error(msg, hint=hint, id=f"maintenance_perf.E{number:03d}")
+
+
+def _warning(msg: str, hint: str, number: int) -> checks.Warning:
+    return checks.Warning(msg, hint=hint, id=f"maintenance_perf.W{number:03d}")
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+@checks.register()
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Validate ``MAINTENANCE_PERF``, one message per mistake."""
+    user_settings = getattr(settings, SETTING_NAME, {})
+    if user_settings is None:
+        return []
+    if not isinstance(user_settings, dict):
+        return [
+            _error(
+                f"{SETTING_NAME} must be a dict, not {type(user_settings).__name__}.",
+                f"Set {SETTING_NAME} = {{}} to use every default.",
+                1,
+            )
+        ]
+
+    messages: list[checks.CheckMessage] = []
+    for key in user_settings:
+        if key not in DEFAULTS:
+            messages.append(
+                _error(
+                    f"{SETTING_NAME} has an unknown key {key!r}.",
+                    f"Known keys: {', '.join(sorted(DEFAULTS))}."
+                    + _suggest(str(key), DEFAULTS),
+                    2,
+                )
+            )
+
+    messages += _check_cache_alias(user_settings)
+    messages += _check_timeout(user_settings)
+    messages += _check_key_prefix(user_settings)
+    messages += _check_models(user_settings)
+    return messages
+
+
+def _check_cache_alias(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
+    alias = user_settings.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
+    caches = getattr(settings, "CACHES", {})
+    if isinstance(alias, str) and alias in caches:
+        return []
+    return [
+        _error(
+            f"{SETTING_NAME}['CACHE_ALIAS'] is {alias!r}, which is not in CACHES.",
+            f"Use one of: {', '.join(sorted(caches)) or '(no caches configured)'}."
+            + (_suggest(alias, caches) if isinstance(alias, str) else ""),
+            3,
+        )
+    ]
+
+
+def _check_timeout(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
+    timeout = user_settings.get("DASHBOARD_TIMEOUT", DEFAULTS["DASHBOARD_TIMEOUT"])
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        return [
+            _error(
+                f"{SETTING_NAME}['DASHBOARD_TIMEOUT'] must be a whole number of "
+                f"seconds, 0 or more, not {timeout!r}.",
+                "The default, 300, caches dashboard data for five minutes.",
+                4,
+            )
+        ]
+    if timeout == 0:
+        return [
+            _warning(
+                f"{SETTING_NAME}['DASHBOARD_TIMEOUT'] is 0: dashboard data is "
+                "never served from the cache.",
+                "Remove the key to cache for the default 300 seconds.",
+                1,
+            )
+        ]
+    return []
+
+
+def _check_key_prefix(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
+    prefix = user_settings.get("KEY_PREFIX", DEFAULTS["KEY_PREFIX"])
+    if isinstance(prefix, str) and KEY_PREFIX_PATTERN.match(prefix):
+        return []
+    return [
+        _error(
+            f"{SETTING_NAME}['KEY_PREFIX'] is {prefix!r}; it must be 1 to 50 "
+            "letters, digits or any of _ . : -",
+            "Cache keys must stay valid on every backend, memcached included.",
+            5,
+        )
+    ]
+
+
+def _check_models(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
+    mapping = user_settings.get("MODELS", {})
+    if not isinstance(mapping, dict):
+        return [
+            _error(
+                f"{SETTING_NAME}['MODELS'] must be a dict of role to model label, "
+                f"not {type(mapping).__name__}.",
+                f"Roles: {', '.join(DEFAULT_MODELS)}.",
+                6,
+            )
+        ]
+
+    messages: list[checks.CheckMessage] = []
+    for role in mapping:
+        if role not in DEFAULT_MODELS:
+            messages.append(
+                _error(
+                    f"{SETTING_NAME}['MODELS'] has an unknown role {role!r}.",
+                    f"Roles: {', '.join(DEFAULT_MODELS)}."
+                    + _suggest(str(role), DEFAULT_MODELS),
+                    6,
+                )
+            )
+
+    for role, label in {**DEFAULT_MODELS, **mapping}.items():
+        if role in DEFAULT_MODELS and label is not None:
+            messages += _check_model_label(role, label, role in mapping)
+    return messages
+
+
+def _check_model_label(
+    role: str, label: Any, configured: bool
+) -> list[checks.CheckMessage]:
+    where = (
+        f"{SETTING_NAME}['MODELS'][{role!r}]"
+        if configured
+        else f"The default {role} model"
+    )
+    if not isinstance(label, str) or label.count(".") != 1:
+        return [
+            _error(
+                f"{where} is {label!r}, which is not an 'app_label.ModelName' label.",
+                "Write the label as Django does, e.g. 'equipment.Equipment', "
+                "or None if the project has no such model.",
+                7,
+            )
+        ]
+
+    try:
+        apps.get_model(label)
+    except LookupError:
+        known = [model._meta.label for model in apps.get_models()]
+        return [
+            _error(
+                f"{where} is {label!r}, which is not an installed model.",
+                f"Set {SETTING_NAME}['MODELS'][{role!r}] to the project's "
+                f"{role} model, or to None if it has none."
+                + _suggest(label, known),
+                7,
+            )
+        ]
+    return []
