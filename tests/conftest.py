@@ -28,7 +28,9 @@ def _unreachable_services() -> list[str]:
         if not parts.hostname:
             continue
         try:
-            socket.create_connection((parts.hostname, parts.port or 0), timeout=2).close()
+            socket.create_connection(
+                (parts.hostname, parts.port or 0), timeout=2
+            ).close()
         except OSError as error:
             problems.append(f"{variable}={url} is unreachable ({error})")
     return problems
@@ -61,4 +63,3 @@ def azure_pdm_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return folder
-

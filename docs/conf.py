@@ -1,0 +1,13 @@
+"""Sphinx configuration."""
+
+from __future__ import annotations
+
+project = "django-maintenance-perf"
+author = "django-maintenance-perf developers"
+copyright = "2026, django-maintenance-perf developers"  # noqa: A001
+
+extensions: list[str] = []
+html_theme = "furo"
+html_title = project
+exclude_patterns = ["_build"]
+nitpicky = False
