@@ -63,3 +63,16 @@ def azure_pdm_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dashboard_cache() -> None:
+    """Start every test with an empty cache and zeroed dashboard counters."""
+    from django.core.cache import caches
+
+    from maintenance_perf.cache import counters, health
+
+    for cache in caches.all():
+        cache.clear()
+    counters.reset()
+    health.reset()

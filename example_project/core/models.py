@@ -28,4 +28,4 @@ class Location(TimeStampedModel):
     @property
     def site(self) -> Location:
         """The top-level location: the parent, or this location itself."""
-        return self.parent if self.parent_id else self
+        return self.parent or self

@@ -11,3 +11,6 @@ class MaintenancePerfConfig(AppConfig):
     def ready(self) -> None:
         # Importing registers the system checks with Django's check framework.
         from maintenance_perf import checks  # noqa: F401
+        from maintenance_perf.cache import connect_signals
+
+        connect_signals()

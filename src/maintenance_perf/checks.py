@@ -72,6 +72,7 @@ def check_settings(
     messages += _check_timeout(user_settings)
     messages += _check_key_prefix(user_settings)
     messages += _check_models(user_settings)
+    messages += _check_cache_tuning(user_settings)
     return messages
 
 
@@ -183,9 +184,75 @@ def _check_model_label(
             _error(
                 f"{where} is {label!r}, which is not an installed model.",
                 f"Set {SETTING_NAME}['MODELS'][{role!r}] to the project's "
-                f"{role} model, or to None if it has none."
-                + _suggest(label, known),
+                f"{role} model, or to None if it has none." + _suggest(label, known),
                 7,
             )
         ]
     return []
+
+
+#: The dashboard cache's tuning keys: (key, smallest, largest, whole number, id).
+CACHE_TUNING: list[tuple[str, float, float | None, bool, int]] = [
+    ("TIMEOUT_JITTER", 0, 0.5, False, 11),
+    ("LOCK_TIMEOUT", 1, None, True, 12),
+    ("STAMPEDE_WAIT", 0, None, False, 13),
+    ("OUTAGE_RETRY_INTERVAL", 1, None, True, 14),
+]
+
+
+def _check_cache_tuning(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    for key, smallest, largest, whole, number in CACHE_TUNING:
+        value = user_settings.get(key, DEFAULTS[key])
+        valid = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (isinstance(value, int) or not whole)
+            and value >= smallest
+            and (largest is None or value <= largest)
+        )
+        if not valid:
+            bounds = (
+                f"from {smallest} to {largest}" if largest else f"{smallest} or more"
+            )
+            kind = "a whole number" if whole else "a number"
+            messages.append(
+                _error(
+                    f"{SETTING_NAME}[{key!r}] must be {kind} {bounds}, not {value!r}.",
+                    f"Remove the key to use the default, {DEFAULTS[key]!r}.",
+                    number,
+                )
+            )
+
+    watch = user_settings.get("WATCH", [])
+    if not isinstance(watch, (list, tuple)):
+        return [
+            *messages,
+            _error(
+                f"{SETTING_NAME}['WATCH'] must be a list of model labels, "
+                f"not {type(watch).__name__}.",
+                "For example: ['inventory.SparePart'].",
+                10,
+            ),
+        ]
+    for label in watch:
+        if not _is_installed_model(label):
+            messages.append(
+                _error(
+                    f"{SETTING_NAME}['WATCH'] holds {label!r}, which is not the "
+                    "label of an installed model.",
+                    "Write labels as 'app_label.ModelName'.",
+                    10,
+                )
+            )
+    return messages
+
+
+def _is_installed_model(label: Any) -> bool:
+    if not isinstance(label, str) or label.count(".") != 1:
+        return False
+    try:
+        apps.get_model(label)
+    except LookupError:
+        return False
+    return True

@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "KEY_PREFIX": "mperf",
     "DASHBOARD_TIMEOUT": 300,
     "MODELS": DEFAULT_MODELS,
+    "WATCH": [],
+    "TIMEOUT_JITTER": 0.1,
+    "LOCK_TIMEOUT": 30,
+    "STAMPEDE_WAIT": 5,
+    "OUTAGE_RETRY_INTERVAL": 30,
 }
 
 
@@ -72,10 +77,41 @@ class Settings:
         mapping = self._get("MODELS", dict)
         return {**DEFAULT_MODELS, **mapping}
 
+    @property
+    def watch(self) -> list[str]:
+        """Model labels watched for writes, besides the ``MODELS`` roles."""
+        return [
+            label
+            for label in self._get("WATCH", (list, tuple))
+            if isinstance(label, str)
+        ]
+
+    @property
+    def timeout_jitter(self) -> float:
+        """Fraction of the timeout by which entries expire early, at random."""
+        return float(self._get("TIMEOUT_JITTER", (int, float)))
+
+    @property
+    def lock_timeout(self) -> int:
+        """Seconds after which a recompute lock expires, if never released."""
+        return int(self._get("LOCK_TIMEOUT", int))
+
+    @property
+    def stampede_wait(self) -> float:
+        """Seconds a request waits for another one's recompute on a cold miss."""
+        return float(self._get("STAMPEDE_WAIT", (int, float)))
+
+    @property
+    def outage_retry_interval(self) -> int:
+        """Seconds the cache is left alone after repeated failures."""
+        return int(self._get("OUTAGE_RETRY_INTERVAL", int))
+
     def get_model(self, role: str) -> type[Model] | None:
         """Return the host model mapped to ``role``, or ``None`` if it has none."""
         if role not in DEFAULT_MODELS:
-            raise KeyError(f"unknown model role {role!r}; known: {sorted(DEFAULT_MODELS)}")
+            raise KeyError(
+                f"unknown model role {role!r}; known: {sorted(DEFAULT_MODELS)}"
+            )
 
         label = self.models[role]
         if label is None:

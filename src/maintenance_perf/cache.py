@@ -1,0 +1,588 @@
+"""Versioned dashboard cache: O(1) invalidation, stampede protection, outages.
+
+Every watched model has a *cache version*, a number kept in the cache under
+its own key. A cached dashboard entry stores the versions it was computed
+from; one ``get_many`` reads the entry and the current versions together, and
+the entry is fresh only while they still match. A write bumps its model's
+version once the transaction commits, so invalidation touches one key and
+never scans or pattern-deletes.
+
+On a miss one request takes a short lock (with an owner token and an expiry)
+and recomputes; the others get the previous value, or wait briefly for the
+new one. When the cache backend fails, the dashboard is computed from the
+database, the outage is logged once per interval, and the cache is left alone
+for a while so requests do not each wait out a connect timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.apps import apps
+from django.core.cache import caches
+from django.db import DEFAULT_DB_ALIAS, models, transaction
+
+from maintenance_perf.conf import DEFAULT_MODELS, conf
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from django.core.cache.backends.base import BaseCache
+
+logger = logging.getLogger(__name__)
+
+#: What a dashboard names as the data it depends on: a model class, an
+#: ``"app_label.ModelName"`` label, or a role of ``MAINTENANCE_PERF["MODELS"]``.
+ModelRef = type[models.Model] | str
+
+Status = Literal["hit", "stale", "miss", "error", "bypass"]
+
+#: The version of every model is read together with this epoch; bumping it
+#: invalidates every dashboard at once (after an outage swallowed a bump).
+EPOCH = "*"
+
+#: Consecutive failures after which the cache is left alone for a while.
+FAILURE_THRESHOLD = 3
+
+#: How often a waiting request looks for the entry another one computes.
+POLL_INTERVAL = 0.05
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    """What :func:`get_or_compute` returns: the data and how it was obtained.
+
+    ``status`` is ``"hit"`` (fresh from the cache), ``"stale"`` (the previous
+    value, while another request recomputes), ``"miss"`` (computed now),
+    ``"error"`` (computed because the cache failed) or ``"bypass"``
+    (computed because the cache is resting after an outage). ``token``
+    identifies the computation the data came from; cached template sections
+    are keyed by it, and it is empty when nothing was cached.
+    """
+
+    data: Any
+    status: Status
+    token: str = ""
+    timeout: int = 0
+
+    @property
+    def from_cache(self) -> bool:
+        return self.status in {"hit", "stale"}
+
+
+# --- counters ---------------------------------------------------------------
+
+
+class DashboardCounters:
+    """Hits, misses, stale serves, recomputes and errors per dashboard.
+
+    Counted in this process only; a deployment with several processes sums
+    them per process.
+    """
+
+    KINDS = ("hits", "misses", "stale", "recomputes", "errors")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, Counter[str]] = {}
+
+    def add(self, dashboard: str, kind: str) -> None:
+        with self._lock:
+            self._counts.setdefault(dashboard, Counter())[kind] += 1
+
+    def get(self, dashboard: str) -> dict[str, int]:
+        """Return the counters of one dashboard, every kind present."""
+        with self._lock:
+            counts = self._counts.get(dashboard, Counter())
+            return {kind: counts[kind] for kind in self.KINDS}
+
+    def all(self) -> dict[str, dict[str, int]]:
+        """Return the counters of every dashboard seen so far."""
+        with self._lock:
+            names = list(self._counts)
+        return {name: self.get(name) for name in names}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+counters = DashboardCounters()
+
+
+# --- outage handling --------------------------------------------------------
+
+
+class CacheHealth:
+    """Track failures of each cache alias and rest it after repeated ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: Counter[str] = Counter()
+        self._resting_until: dict[str, float] = {}
+        self._last_logged: dict[str, float] = {}
+        # Version bumps lost to an outage, by alias: bump the epoch once the
+        # cache answers again, so nothing cached before the outage survives.
+        self._lost_bumps: set[str] = set()
+
+    def available(self, alias: str) -> bool:
+        with self._lock:
+            return time.monotonic() >= self._resting_until.get(alias, 0.0)
+
+    def failed(self, alias: str, error: Exception, lost_bump: bool = False) -> None:
+        now = time.monotonic()
+        interval = conf.outage_retry_interval
+        with self._lock:
+            self._failures[alias] += 1
+            if lost_bump:
+                self._lost_bumps.add(alias)
+            if self._failures[alias] >= FAILURE_THRESHOLD:
+                self._resting_until[alias] = now + interval
+            should_log = now - self._last_logged.get(alias, -interval) >= interval
+            if should_log:
+                self._last_logged[alias] = now
+        if should_log:
+            logger.warning(
+                "Dashboard cache %r is unavailable (%s: %s); computing dashboards "
+                "from the database. Next report in %s s at the earliest.",
+                alias,
+                type(error).__name__,
+                error,
+                interval,
+            )
+
+    def lose_bump(self, alias: str) -> None:
+        with self._lock:
+            self._lost_bumps.add(alias)
+
+    def owes_epoch_bump(self, alias: str) -> bool:
+        with self._lock:
+            return alias in self._lost_bumps
+
+    def epoch_bumped(self, alias: str) -> None:
+        with self._lock:
+            self._lost_bumps.discard(alias)
+
+    def succeeded(self, alias: str) -> None:
+        with self._lock:
+            self._failures.pop(alias, None)
+            self._resting_until.pop(alias, None)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._failures.clear()
+            self._resting_until.clear()
+            self._last_logged.clear()
+            self._lost_bumps.clear()
+
+
+health = CacheHealth()
+
+
+class CacheUnavailable(Exception):
+    """The cache failed (``attempted``) or is resting; compute without it."""
+
+    def __init__(self, alias: str, attempted: bool) -> None:
+        super().__init__(alias)
+        self.attempted = attempted
+
+    @property
+    def status(self) -> Status:
+        return "error" if self.attempted else "bypass"
+
+
+def _call(operation: Callable[[BaseCache], Any], lost_bump: bool = False) -> Any:
+    """Run one operation on the dashboard cache, guarded against outages."""
+    alias = conf.cache_alias
+    if not health.available(alias):
+        if lost_bump:
+            health.lose_bump(alias)
+        raise CacheUnavailable(alias, attempted=False)
+
+    cache = caches[alias]
+    try:
+        if health.owes_epoch_bump(alias):
+            # Before anything is read: entries cached before the outage must
+            # not match the versions this operation reads.
+            _bump_keys(cache, [version_key(EPOCH)])
+            health.epoch_bumped(alias)
+            logger.info(
+                "Dashboard cache %r is back; invalidated every dashboard.", alias
+            )
+        result = operation(cache)
+    except Exception as error:
+        health.failed(alias, error, lost_bump)
+        raise CacheUnavailable(alias, attempted=True) from error
+
+    health.succeeded(alias)
+    return result
+
+
+# --- keys and versions ------------------------------------------------------
+
+
+def digest(*parts: Any) -> str:
+    """Hash ``parts`` into a short key-safe string."""
+    raw = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def version_key(label: str) -> str:
+    return f"{conf.key_prefix}:v:{label.lower()}"
+
+
+def entry_key(dashboard: str, scope: Any) -> str:
+    """Return the key of one dashboard's entry for one scope.
+
+    Both parts are hashed, so the key stays short and free of spaces and
+    control characters whatever a user's name or a query string holds.
+    """
+    return f"{conf.key_prefix}:d:{digest(dashboard)[:12]}:{digest(scope)}"
+
+
+def resolve_label(ref: ModelRef) -> str:
+    """Return the ``app_label.ModelName`` label a model reference stands for."""
+    if isinstance(ref, type) and issubclass(ref, models.Model):
+        return ref._meta.label
+    if ref in DEFAULT_MODELS:
+        label = conf.models[ref]
+        if label is None:
+            raise LookupError(f"the {ref!r} role is mapped to None in MODELS")
+        return label
+    return str(apps.get_model(ref)._meta.label)
+
+
+def watched_labels() -> set[str]:
+    """Return the labels whose writes invalidate dashboards automatically."""
+    labels = {label for label in conf.models.values() if label}
+    labels.update(conf.watch)
+    return labels
+
+
+def _bump_keys(cache: BaseCache, keys: Iterable[str]) -> None:
+    for key in keys:
+        try:
+            cache.incr(key)
+        except ValueError:
+            # Missing (never set, evicted or flushed): any fresh random start
+            # differs from what an old entry stored.
+            cache.set(key, _random_version(), None)
+
+
+def _random_version() -> int:
+    return random.randrange(1, 2**40)
+
+
+def bump_versions(labels: Iterable[str]) -> None:
+    """Bump the cache version of each model label now."""
+    keys = [version_key(label) for label in sorted(set(labels))]
+    if not keys:
+        return
+    with contextlib.suppress(CacheUnavailable):
+        _call(lambda cache: _bump_keys(cache, keys), lost_bump=True)
+
+
+def invalidate(*refs: ModelRef, using: str | None = None) -> None:
+    """Invalidate every dashboard that depends on these models.
+
+    The bump happens once the current transaction on ``using`` commits (at
+    once outside a transaction), so no request can cache data from before
+    the commit under the new version. Call it after writes that send no
+    signal: ``QuerySet.update()``, ``bulk_create()``, ``bulk_update()`` and
+    raw SQL.
+    """
+    _schedule({resolve_label(ref) for ref in refs}, using or DEFAULT_DB_ALIAS)
+
+
+_local = threading.local()
+
+
+class _PendingBump:
+    """One ``on_commit`` callback per transaction, collecting every label."""
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self.labels: set[str] = set()
+
+    def is_registered(self) -> bool:
+        connection = transaction.get_connection(self.using)
+        # The callback is gone once its savepoint or transaction rolled back.
+        return any(entry[1] is self for entry in connection.run_on_commit)
+
+    def __call__(self) -> None:
+        pending: dict[str, _PendingBump] = getattr(_local, "pending", {})
+        if pending.get(self.using) is self:
+            del pending[self.using]
+        bump_versions(self.labels)
+
+
+def _schedule(labels: set[str], using: str) -> None:
+    if not labels:
+        return
+    if not transaction.get_connection(using).in_atomic_block:
+        bump_versions(labels)
+        return
+
+    pending: dict[str, _PendingBump] = _local.__dict__.setdefault("pending", {})
+    bump = pending.get(using)
+    if bump is None or not bump.is_registered():
+        bump = pending[using] = _PendingBump(using)
+        transaction.on_commit(bump, using=using)
+    bump.labels.update(labels)
+
+
+# --- signal receivers -------------------------------------------------------
+
+
+def _tracked_change(instance: models.Model) -> bool | None:
+    """Whether a FieldTracker on the instance saw a change; None without one."""
+    try:
+        from model_utils.tracker import FieldTracker
+    except ImportError:  # pragma: no cover - django-model-utils is optional
+        return None
+
+    saw_tracker = False
+    for klass in type(instance).__mro__:
+        for value in vars(klass).values():
+            if isinstance(value, FieldTracker):
+                saw_tracker = True
+                if getattr(instance, value.name).changed():
+                    return True
+    return False if saw_tracker else None
+
+
+def on_save(
+    sender: type[models.Model],
+    instance: models.Model,
+    created: bool = False,
+    using: str = DEFAULT_DB_ALIAS,
+    raw: bool = False,
+    **kwargs: Any,
+) -> None:
+    label = sender._meta.label
+    if label not in watched_labels():
+        return
+    # A save that changed no tracked field shows nothing new on a dashboard.
+    if not created and _tracked_change(instance) is False:
+        return
+    _schedule({label}, using)
+
+
+def on_delete(
+    sender: type[models.Model], using: str = DEFAULT_DB_ALIAS, **kwargs: Any
+) -> None:
+    label = sender._meta.label
+    if label in watched_labels():
+        _schedule({label}, using)
+
+
+def on_m2m_changed(
+    sender: type[models.Model],
+    instance: models.Model,
+    action: str,
+    model: type[models.Model],
+    using: str = DEFAULT_DB_ALIAS,
+    **kwargs: Any,
+) -> None:
+    if not action.startswith("post_"):
+        return
+    labels = {type(instance)._meta.label, model._meta.label, sender._meta.label}
+    _schedule(labels & watched_labels(), using)
+
+
+# --- the read path ----------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    versions: tuple[Any, ...]
+    fresh_until: float
+    token: str
+    data: Any = field(repr=False)
+
+
+def _jittered(timeout: int) -> float:
+    """Spread expiries so entries written together do not expire together."""
+    return timeout * (1 - conf.timeout_jitter * random.random())
+
+
+def _read(
+    key: str, version_keys: Sequence[str]
+) -> tuple[_Entry | None, tuple[Any, ...]]:
+    def read(cache: BaseCache) -> tuple[_Entry | None, tuple[Any, ...]]:
+        found = cache.get_many([key, *version_keys])
+        missing = [k for k in version_keys if found.get(k) is None]
+        for version in missing:
+            # First use or eviction: start from a random value; add() keeps a
+            # version another process set meanwhile.
+            cache.add(version, _random_version(), None)
+        if missing:
+            found.update(cache.get_many(missing))
+        entry = found.get(key)
+        return (
+            entry if isinstance(entry, _Entry) else None,
+            tuple(found.get(k) for k in version_keys),
+        )
+
+    result: tuple[_Entry | None, tuple[Any, ...]] = _call(read)
+    return result
+
+
+def _release(cache: BaseCache, lock_key: str, token: str) -> None:
+    """Delete the lock only if this request still owns it."""
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client"):
+        # django-redis: compare and delete in one atomic script.
+        redis = client.get_client(write=True)
+        redis.eval(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then "
+            "return redis.call('del', KEYS[1]) else return 0 end",
+            1,
+            cache.make_key(lock_key),
+            client.encode(token),
+        )
+        return
+    # Other backends have no compare-and-delete; the window between get and
+    # delete is tiny next to the lock's expiry.
+    if cache.get(lock_key) == token:
+        cache.delete(lock_key)
+
+
+def get_or_compute(
+    dashboard: str,
+    scope: Any,
+    watch: Iterable[ModelRef],
+    compute: Callable[[], Any],
+    timeout: int | None = None,
+    serve_stale: bool = True,
+) -> CacheResult:
+    """Return a dashboard's data for one scope, from the cache when fresh.
+
+    ``compute`` must return plain, picklable data (no querysets or model
+    instances). ``watch`` names the models the data depends on.
+    """
+    timeout = conf.dashboard_timeout if timeout is None else timeout
+    key = entry_key(dashboard, scope)
+    version_keys = [version_key(EPOCH)] + [
+        version_key(label) for label in sorted({resolve_label(ref) for ref in watch})
+    ]
+    if timeout <= 0:
+        counters.add(dashboard, "misses")
+        return _computed(dashboard, compute, "bypass")
+
+    try:
+        entry, versions = _read(key, version_keys)
+    except CacheUnavailable as unavailable:
+        return _computed(dashboard, compute, unavailable.status)
+
+    if entry and entry.versions == versions and entry.fresh_until > time.time():
+        counters.add(dashboard, "hits")
+        return CacheResult(entry.data, "hit", entry.token, timeout)
+
+    counters.add(dashboard, "misses")
+    lock_key = f"{key}:lock"
+    token = uuid.uuid4().hex
+    try:
+        locked = _call(lambda cache: cache.add(lock_key, token, conf.lock_timeout))
+    except CacheUnavailable as unavailable:
+        return _computed(dashboard, compute, unavailable.status)
+
+    if not locked:
+        if entry is not None and serve_stale:
+            counters.add(dashboard, "stale")
+            return CacheResult(entry.data, "stale", entry.token, timeout)
+        waited = _wait_for(key, versions, entry.token if entry else None)
+        if waited is not None:
+            counters.add(dashboard, "hits")
+            return CacheResult(waited.data, "hit", waited.token, timeout)
+        logger.info(
+            "Dashboard %s: waited %s s for another request to compute it; "
+            "computing here too.",
+            dashboard,
+            conf.stampede_wait,
+        )
+
+    try:
+        data = _computed(dashboard, compute, "miss").data
+        new_entry = _Entry(versions, time.time() + _jittered(timeout), token, data)
+        # Kept twice as long as it is fresh, so a stale value can be served
+        # while the next request recomputes.
+        _call(lambda cache: cache.set(key, new_entry, timeout * 2))
+    except CacheUnavailable as unavailable:
+        if unavailable.attempted:
+            counters.add(dashboard, "errors")
+        return CacheResult(data, unavailable.status)
+    finally:
+        if locked:
+            with contextlib.suppress(CacheUnavailable):
+                _call(lambda cache: _release(cache, lock_key, token))
+    return CacheResult(data, "miss", token, timeout)
+
+
+def _computed(
+    dashboard: str, compute: Callable[[], Any], status: Status
+) -> CacheResult:
+    if status == "error":
+        counters.add(dashboard, "errors")
+    counters.add(dashboard, "recomputes")
+    return CacheResult(compute(), status)
+
+
+def _wait_for(
+    key: str, versions: tuple[Any, ...], previous_token: str | None
+) -> _Entry | None:
+    deadline = time.monotonic() + conf.stampede_wait
+    while time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL)
+        try:
+            entry = _call(lambda cache: cache.get(key))
+        except CacheUnavailable:
+            return None
+        if (
+            isinstance(entry, _Entry)
+            and entry.token != previous_token
+            and entry.versions == versions
+        ):
+            return entry
+    return None
+
+
+# --- cached template sections ----------------------------------------------
+
+
+def section_key(token: str, template: str, source_digest: str, name: str) -> str:
+    return f"{conf.key_prefix}:s:{digest(token, template, source_digest, name)}"
+
+
+def get_section(key: str) -> str | None:
+    try:
+        value = _call(lambda cache: cache.get(key))
+    except CacheUnavailable:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def set_section(key: str, html: str, timeout: int) -> None:
+    with contextlib.suppress(CacheUnavailable):
+        _call(lambda cache: cache.set(key, html, timeout * 2))
+
+
+def connect_signals() -> None:
+    """Connect the receivers that invalidate on writes to watched models."""
+    models.signals.post_save.connect(on_save, dispatch_uid="maintenance_perf.save")
+    models.signals.post_delete.connect(
+        on_delete, dispatch_uid="maintenance_perf.delete"
+    )
+    models.signals.m2m_changed.connect(
+        on_m2m_changed, dispatch_uid="maintenance_perf.m2m"
+    )

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.cache import caches
+
+from maintenance_dashboard.settings import database_from_url
+
+
+def test_database_from_url_postgres() -> None:
+    entry = database_from_url("postgres://maint:s%40cret@db.internal:6543/plant")
+
+    assert entry["ENGINE"] == "django.db.backends.postgresql"
+    assert (entry["NAME"], entry["USER"], entry["PASSWORD"]) == (
+        "plant",
+        "maint",
+        "s@cret",
+    )
+    assert (entry["HOST"], entry["PORT"]) == ("db.internal", "6543")
+
+
+def test_database_from_url_sqlite() -> None:
+    entry = database_from_url("sqlite:////var/lib/plant.sqlite3")
+
+    assert entry == {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": "/var/lib/plant.sqlite3",
+    }
+
+
+def test_database_from_url_unknown_scheme() -> None:
+    with pytest.raises(ValueError, match="scheme 'mysql' is not supported"):
+        database_from_url("mysql://root@127.0.0.1/plant")
+
+
+def test_configured_cache_round_trips() -> None:
+    """The cache the tests run on (local memory, or Redis) really stores values."""
+    cache = caches["default"]
+    cache.set("mperf-test-round-trip", {"answer": 42}, 30)
+
+    assert cache.get("mperf-test-round-trip") == {"answer": 42}
+    cache.delete("mperf-test-round-trip")
+    expected = "RedisCache" if os.environ.get("REDIS_URL") else "LocMemCache"
+    assert type(cache).__name__ == expected
