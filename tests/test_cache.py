@@ -571,3 +571,74 @@ def test_cached_section_follows_the_cache_version(client: Client) -> None:
     assert re.search(
         rf'<tr data-location="{area.pk}"><td>Hall</td><td class="num">2<', html
     )
+
+
+# --- model references and signals -------------------------------------------------
+
+
+def test_resolve_label_accepts_classes_labels_and_roles() -> None:
+    from maintenance_perf.cache import resolve_label
+
+    assert resolve_label(Equipment) == "equipment.Equipment"
+    assert resolve_label("maintenance.maintenanceactivity") == (
+        "maintenance.MaintenanceActivity"
+    )
+    assert resolve_label("event") == "events.CalendarEvent"
+    with (
+        override_settings(MAINTENANCE_PERF={"MODELS": {"schedule": None}}),
+        pytest.raises(LookupError, match="'schedule' role is mapped to None"),
+    ):
+        resolve_label("schedule")
+    with pytest.raises(LookupError):
+        resolve_label("equipment.Machine")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dashboard_m2m_change_of_a_watched_model_invalidates() -> None:
+    from django.contrib.auth.models import Group
+
+    user = User.objects.create_user("ops")
+    group = Group.objects.create(name="planners")
+    with override_settings(MAINTENANCE_PERF={"WATCH": ["auth.User"]}):
+        get_or_compute("d", None, ["auth.User"], lambda: "before")
+        user.groups.add(group)
+
+        result = get_or_compute("d", None, ["auth.User"], lambda: "after")
+
+    assert (result.status, result.data) == ("miss", "after")
+
+
+def test_user_kind_tells_superusers_apart() -> None:
+    from maintenance_perf.views import user_kind
+
+    request = HttpRequest()
+    request.user = User(pk=1, is_staff=True, is_superuser=True)
+    superuser = user_kind(request)
+    request.user = User(pk=1, is_staff=True)
+
+    assert (superuser, user_kind(request)) == ("superuser", "staff")
+
+
+def test_release_never_deletes_a_lock_someone_else_took() -> None:
+    from maintenance_perf.cache import _release
+
+    cache = caches["default"]
+    cache.set("lock", "theirs", 30)
+    _release(cache, "lock", "mine")
+    kept = cache.get("lock")
+    _release(cache, "lock", "theirs")
+
+    assert (kept, cache.get("lock")) == ("theirs", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dashboard_m2m_change_of_unwatched_models_keeps_the_entry() -> None:
+    from django.contrib.auth.models import Group
+
+    user = User.objects.create_user("ops")
+    group = Group.objects.create(name="planners")
+    get_or_compute("d", None, ["equipment"], lambda: "before")
+
+    user.groups.add(group)
+
+    assert get_or_compute("d", None, ["equipment"], lambda: "after").status == "hit"

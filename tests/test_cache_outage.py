@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from django.test import override_settings
 
+from maintenance_perf.cache import counters
 from tests import factories
 from tests.conftest import IN_CI
 
@@ -62,8 +63,10 @@ class RedisServer:
                 pytest.fail(message)
             pytest.skip(message)
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.directory)],
+            [
+                *(binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+            ],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -185,3 +188,88 @@ def test_dashboard_write_during_outage_is_not_lost(
 
     assert during[:2] == (200, 2)
     assert after == [(200, 2, "miss"), (200, 2, "hit")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_release_on_django_redis_is_compare_and_delete(
+    redis_server: RedisServer,
+) -> None:
+    from django.core.cache import caches
+
+    from maintenance_perf.cache import _release
+
+    with outage_settings("django-redis", redis_server.port):
+        cache = caches["dashboards"]
+        cache.set("lock", "theirs", 30)
+        _release(cache, "lock", "mine")
+        kept = cache.get("lock")
+        _release(cache, "lock", "theirs")
+
+        assert (kept, cache.get("lock")) == ("theirs", None)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dashboard_cache_failing_while_storing_still_returns_data(
+    redis_server: RedisServer, backend: str
+) -> None:
+    from maintenance_perf.cache import get_or_compute
+
+    def compute() -> str:
+        redis_server.pause()
+        return "computed"
+
+    with outage_settings(backend, redis_server.port):
+        result = get_or_compute("d", None, [], compute)
+    redis_server.resume()
+
+    assert (result.data, result.status) == ("computed", "error")
+    assert counters.get("d")["errors"] == 1
+
+
+def test_dashboard_cache_failing_while_waiting_computes(
+    redis_server: RedisServer,
+) -> None:
+    import threading
+
+    from django.core.cache import caches
+
+    from maintenance_perf.cache import entry_key, get_or_compute
+
+    with outage_settings("django-redis", redis_server.port, STAMPEDE_WAIT=5):
+        caches["dashboards"].set(f"{entry_key('d', None)}:lock", "another worker", 30)
+        threading.Timer(0.2, redis_server.pause).start()
+        started = time.monotonic()
+        result = get_or_compute("d", None, [], lambda: "computed")
+        waited = time.monotonic() - started
+    redis_server.resume()
+
+    assert (result.data, result.status) == ("computed", "error")
+    assert waited < 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dashboard_write_while_cache_rests_is_not_lost(
+    client: Client, tmp_path: Path
+) -> None:
+    from maintenance_perf.cache import get_section
+
+    server = RedisServer(tmp_path)
+    area = factories.location()
+    factories.equipment(area)
+
+    with outage_settings("django-redis", server.port, OUTAGE_RETRY_INTERVAL=1):
+        server.start()
+        assert total_on_page(client)[1:] == (1, "miss")
+        server.pause()
+        resting = [total_on_page(client)[2] for _ in range(3)]
+        # Resting now: this write's bump is not even tried.
+        factories.equipment(area)
+        section = get_section("any")
+        server.resume()
+        time.sleep(1.1)
+        after = total_on_page(client)
+    server.stop()
+
+    assert resting == ["error", "error", "error"]
+    assert section is None
+    assert after == (200, 2, "miss")

@@ -124,3 +124,44 @@ def test_check_command_fails_on_a_bad_setting() -> None:
 
     with pytest.raises(SystemCheckError, match=r"maintenance_perf\.E004"):
         call_command("check")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "number"),
+    [
+        ("TIMEOUT_JITTER", 0.9, "E011"),
+        ("TIMEOUT_JITTER", "0.1", "E011"),
+        ("LOCK_TIMEOUT", 0, "E012"),
+        ("LOCK_TIMEOUT", 2.5, "E012"),
+        ("STAMPEDE_WAIT", -1, "E013"),
+        ("STAMPEDE_WAIT", True, "E013"),
+        ("OUTAGE_RETRY_INTERVAL", 0, "E014"),
+    ],
+)
+def test_check_settings_bad_cache_tuning(key: str, value: object, number: str) -> None:
+    with override_settings(MAINTENANCE_PERF={key: value}):
+        messages = check_settings()
+
+    assert ids(messages) == [f"maintenance_perf.{number}"]
+    assert repr(value) in messages[0].msg
+
+
+@override_settings(
+    MAINTENANCE_PERF={"TIMEOUT_JITTER": 0, "STAMPEDE_WAIT": 0.5, "LOCK_TIMEOUT": 5}
+)
+def test_check_settings_good_cache_tuning() -> None:
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize("watch", ["auth.User", {"auth.User"}])
+def test_check_settings_watch_not_a_list(watch: object) -> None:
+    with override_settings(MAINTENANCE_PERF={"WATCH": watch}):
+        assert ids(check_settings()) == ["maintenance_perf.E010"]
+
+
+@override_settings(MAINTENANCE_PERF={"WATCH": ["auth.User", "stock.Part", 5]})
+def test_check_settings_watch_names_unknown_models() -> None:
+    messages = check_settings()
+
+    assert ids(messages) == ["maintenance_perf.E010"] * 2
+    assert "'stock.Part'" in messages[0].msg

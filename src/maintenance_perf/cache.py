@@ -75,10 +75,6 @@ class CacheResult:
     token: str = ""
     timeout: int = 0
 
-    @property
-    def from_cache(self) -> bool:
-        return self.status in {"hit", "stale"}
-
 
 # --- counters ---------------------------------------------------------------
 
@@ -96,9 +92,9 @@ class DashboardCounters:
         self._lock = threading.Lock()
         self._counts: dict[str, Counter[str]] = {}
 
-    def add(self, dashboard: str, kind: str) -> None:
+    def add(self, dashboard: str, kind: str, amount: int = 1) -> None:
         with self._lock:
-            self._counts.setdefault(dashboard, Counter())[kind] += 1
+            self._counts.setdefault(dashboard, Counter())[kind] += amount
 
     def get(self, dashboard: str) -> dict[str, int]:
         """Return the counters of one dashboard, every kind present."""
@@ -286,8 +282,6 @@ def _random_version() -> int:
 def bump_versions(labels: Iterable[str]) -> None:
     """Bump the cache version of each model label now."""
     keys = [version_key(label) for label in sorted(set(labels))]
-    if not keys:
-        return
     with contextlib.suppress(CacheUnavailable):
         _call(lambda cache: _bump_keys(cache, keys), lost_bump=True)
 
@@ -320,9 +314,8 @@ class _PendingBump:
         return any(entry[1] is self for entry in connection.run_on_commit)
 
     def __call__(self) -> None:
-        pending: dict[str, _PendingBump] = getattr(_local, "pending", {})
-        if pending.get(self.using) is self:
-            del pending[self.using]
+        # Only one bump per alias is pending at a time, and it is this one.
+        _local.pending.pop(self.using, None)
         bump_versions(self.labels)
 
 
@@ -416,10 +409,18 @@ def _jittered(timeout: int) -> float:
     return timeout * (1 - conf.timeout_jitter * random.random())
 
 
-def _read(
-    key: str, version_keys: Sequence[str]
-) -> tuple[_Entry | None, tuple[Any, ...]]:
-    def read(cache: BaseCache) -> tuple[_Entry | None, tuple[Any, ...]]:
+@dataclass
+class _Lookup:
+    entry: _Entry | None
+    versions: tuple[Any, ...]
+    fresh: bool
+    locked: bool
+
+
+def _look_up(key: str, version_keys: Sequence[str], token: str) -> _Lookup:
+    """Read the entry with the current versions; lock it for recompute if stale."""
+
+    def look_up(cache: BaseCache) -> _Lookup:
         found = cache.get_many([key, *version_keys])
         missing = [k for k in version_keys if found.get(k) is None]
         for version in missing:
@@ -428,14 +429,20 @@ def _read(
             cache.add(version, _random_version(), None)
         if missing:
             found.update(cache.get_many(missing))
-        entry = found.get(key)
-        return (
-            entry if isinstance(entry, _Entry) else None,
-            tuple(found.get(k) for k in version_keys),
-        )
 
-    result: tuple[_Entry | None, tuple[Any, ...]] = _call(read)
-    return result
+        entry = found.get(key)
+        entry = entry if isinstance(entry, _Entry) else None
+        versions = tuple(found.get(k) for k in version_keys)
+        fresh = (
+            entry is not None
+            and entry.versions == versions
+            and entry.fresh_until > time.time()
+        )
+        locked = not fresh and cache.add(f"{key}:lock", token, conf.lock_timeout)
+        return _Lookup(entry, versions, fresh, locked)
+
+    lookup: _Lookup = _call(look_up)
+    return lookup
 
 
 def _release(cache: BaseCache, lock_key: str, token: str) -> None:
@@ -480,23 +487,19 @@ def get_or_compute(
         counters.add(dashboard, "misses")
         return _computed(dashboard, compute, "bypass")
 
+    token = uuid.uuid4().hex
     try:
-        entry, versions = _read(key, version_keys)
+        lookup = _look_up(key, version_keys, token)
     except CacheUnavailable as unavailable:
+        counters.add(dashboard, "misses")
         return _computed(dashboard, compute, unavailable.status)
 
-    if entry and entry.versions == versions and entry.fresh_until > time.time():
+    entry, versions, locked = lookup.entry, lookup.versions, lookup.locked
+    if entry is not None and lookup.fresh:
         counters.add(dashboard, "hits")
         return CacheResult(entry.data, "hit", entry.token, timeout)
 
     counters.add(dashboard, "misses")
-    lock_key = f"{key}:lock"
-    token = uuid.uuid4().hex
-    try:
-        locked = _call(lambda cache: cache.add(lock_key, token, conf.lock_timeout))
-    except CacheUnavailable as unavailable:
-        return _computed(dashboard, compute, unavailable.status)
-
     if not locked:
         if entry is not None and serve_stale:
             counters.add(dashboard, "stale")
@@ -519,13 +522,12 @@ def get_or_compute(
         # while the next request recomputes.
         _call(lambda cache: cache.set(key, new_entry, timeout * 2))
     except CacheUnavailable as unavailable:
-        if unavailable.attempted:
-            counters.add(dashboard, "errors")
+        counters.add(dashboard, "errors", amount=unavailable.attempted)
         return CacheResult(data, unavailable.status)
     finally:
         if locked:
             with contextlib.suppress(CacheUnavailable):
-                _call(lambda cache: _release(cache, lock_key, token))
+                _call(lambda cache: _release(cache, f"{key}:lock", token))
     return CacheResult(data, "miss", token, timeout)
 
 

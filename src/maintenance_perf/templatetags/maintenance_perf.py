@@ -80,11 +80,8 @@ def cached_section(parser: Parser, token: Token) -> CachedSectionNode:
     # Templates are parsed once per process (or per request with DEBUG and
     # no cached loader), so hashing the source here costs nothing per render.
     # A changed template deployed under the same name gets new keys.
-    try:
-        loader = getattr(origin, "loader", None)
-        source = loader.get_contents(origin) if loader else ""
-    except template.TemplateDoesNotExist:
-        source = ""
+    loader = getattr(origin, "loader", None)
+    source = loader.get_contents(origin) if loader else ""
     source_digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     return CachedSectionNode(
         nodelist, parser.compile_filter(bits[1]), template_name, source_digest
