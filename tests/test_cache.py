@@ -642,3 +642,18 @@ def test_dashboard_m2m_change_of_unwatched_models_keeps_the_entry() -> None:
     user.groups.add(group)
 
     assert get_or_compute("d", None, ["equipment"], lambda: "after").status == "hit"
+
+
+def test_dashboard_receivers_leave_other_models_fast_deletable() -> None:
+    from django.contrib.auth.models import Group
+    from django.db.models.signals import post_delete, post_save
+
+    from events.models import CalendarEvent
+
+    assert post_delete.has_listeners(CalendarEvent)
+    assert post_save.has_listeners(Equipment)
+    # Django deletes a model without listeners in one DELETE, without loading rows.
+    assert not post_delete.has_listeners(Group)
+    with override_settings(MAINTENANCE_PERF={"WATCH": ["auth.Group"]}):
+        assert post_delete.has_listeners(Group)
+    assert not post_delete.has_listeners(Group)

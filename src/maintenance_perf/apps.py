@@ -10,7 +10,10 @@ class MaintenancePerfConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing registers the system checks with Django's check framework.
+        from django.core.signals import setting_changed
+
         from maintenance_perf import checks  # noqa: F401
         from maintenance_perf.cache import connect_signals
 
         connect_signals()
+        setting_changed.connect(connect_signals, dispatch_uid="maintenance_perf.watch")

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from django.apps import apps
 from django.core.cache import caches
@@ -579,12 +579,35 @@ def set_section(key: str, html: str, timeout: int) -> None:
         _call(lambda cache: cache.set(key, html, timeout * 2))
 
 
-def connect_signals() -> None:
-    """Connect the receivers that invalidate on writes to watched models."""
-    models.signals.post_save.connect(on_save, dispatch_uid="maintenance_perf.save")
-    models.signals.post_delete.connect(
-        on_delete, dispatch_uid="maintenance_perf.delete"
-    )
-    models.signals.m2m_changed.connect(
-        on_m2m_changed, dispatch_uid="maintenance_perf.m2m"
-    )
+def connect_signals(**kwargs: Any) -> None:
+    """Connect the invalidating receivers to every watched model.
+
+    Receivers are connected per model, never to all senders: a ``post_delete``
+    receiver for every model would stop Django from fast-deleting any model
+    of the project.
+    """
+    if kwargs.get("setting") not in {None, "MAINTENANCE_PERF"}:
+        return
+
+    signals = models.signals
+    for sender in _connected:
+        signals.post_save.disconnect(on_save, sender=sender)
+        signals.post_delete.disconnect(on_delete, sender=sender)
+        signals.m2m_changed.disconnect(on_m2m_changed, sender=sender)
+    _connected.clear()
+
+    watched = watched_labels()
+    for model in apps.get_models():
+        if model._meta.label in watched:
+            signals.post_save.connect(on_save, sender=model)
+            signals.post_delete.connect(on_delete, sender=model)
+            _connected.add(model)
+        for many_to_many in model._meta.many_to_many:
+            sides = {model._meta.label, many_to_many.related_model._meta.label}
+            if sides & watched:
+                through = cast("type[models.Model]", many_to_many.remote_field.through)
+                signals.m2m_changed.connect(on_m2m_changed, sender=through)
+                _connected.add(through)
+
+
+_connected: set[type[models.Model]] = set()
