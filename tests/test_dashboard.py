@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.urls import reverse
@@ -191,3 +191,61 @@ def test_dashboard_week_bucket_follows_local_time_zone(
     last_week = (local_monday - datetime.timedelta(weeks=1)).isoformat()
     assert shown["weeks"][last_week] == (1, 1)
     assert shown["weeks"][local_monday.isoformat()] == (0, 0)
+
+
+def build_sites(count: int) -> None:
+    """``count`` areas in sites of five, each with equipment and open work."""
+    from core.models import Location
+    from equipment.models import Equipment
+    from maintenance.models import MaintenanceActivity
+
+    now = timezone.now()
+    sites = Location.objects.bulk_create(
+        [Location(name=f"Site {n}", code=f"S{n}") for n in range(count // 5 or 1)]
+    )
+    areas = Location.objects.bulk_create(
+        [
+            Location(name=f"Area {n}", code=f"A{n}", parent=sites[n % len(sites)])
+            for n in range(count)
+        ]
+    )
+    machines = Equipment.objects.bulk_create(
+        [
+            Equipment(name=f"M{n}", code=f"M{n}", location=area)
+            for n, area in enumerate(areas)
+        ]
+    )
+    MaintenanceActivity.objects.bulk_create(
+        [
+            MaintenanceActivity(
+                title="Check",
+                equipment=machine,
+                status=status,
+                scheduled_start=now + datetime.timedelta(hours=offset),
+                scheduled_end=now + datetime.timedelta(hours=offset + 2),
+            )
+            for machine in machines
+            for status, offset in (
+                ("scheduled", -30),
+                ("scheduled", 20),
+                ("overdue", -5),
+            )
+        ]
+    )
+
+
+@pytest.mark.parametrize("locations", [10, 1000])
+def test_dashboard_cold_load_runs_eight_queries_at_any_size(
+    client: Client, django_assert_num_queries: Any, locations: int
+) -> None:
+    build_sites(locations)
+
+    with django_assert_num_queries(8):
+        response = client.get(reverse("dashboard:index"))
+
+    shown = read_dashboard(response.content.decode())
+    expected = expected_dashboard(response.context["now"])
+    assert len(shown["locations"]) == locations
+    assert shown["activities_by_status"]["overdue"] == locations
+    for key, value in expected.items():
+        assert shown[key] == value, key

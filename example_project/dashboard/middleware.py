@@ -51,7 +51,12 @@ class QueryCounter:
         self.count = 0
 
     def __call__(
-        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+        self,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: Any,
     ) -> Any:
         self.count += 1
         return execute(sql, params, many, context)

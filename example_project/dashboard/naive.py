@@ -29,8 +29,10 @@ Activity = MaintenanceActivity
 STATUS = Activity.STATUS
 
 
-def week_starts(now: datetime.datetime, weeks: int = CHART_WEEKS) -> list[datetime.datetime]:
-    """Return the local Mondays at midnight of the last ``weeks`` weeks, oldest first."""
+def week_starts(
+    now: datetime.datetime, weeks: int = CHART_WEEKS
+) -> list[datetime.datetime]:
+    """Return the local Monday midnights of the last ``weeks`` weeks, oldest first."""
     today = timezone.localtime(now).date()
     monday = today - datetime.timedelta(days=today.weekday())
     tz = timezone.get_current_timezone()
@@ -48,7 +50,11 @@ def compute_dashboard(now: datetime.datetime | None = None) -> dict[str, Any]:
     soon = now + datetime.timedelta(days=DUE_SOON_DAYS)
 
     equipment_by_status = [
-        {"status": value, "label": label, "count": Equipment.objects.filter(status=value).count()}
+        {
+            "status": value,
+            "label": label,
+            "count": Equipment.objects.filter(status=value).count(),
+        }
         for value, label in Equipment.STATUS
     ]
     equipment_total = Equipment.objects.count()
@@ -59,12 +65,22 @@ def compute_dashboard(now: datetime.datetime | None = None) -> dict[str, Any]:
         rows = [_location_row(area, now, soon) for area in areas]
         totals = {
             key: sum(row[key] for row in rows)
-            for key in ("equipment", "in_maintenance", "overdue", "due_soon", "open_events")
+            for key in (
+                "equipment",
+                "in_maintenance",
+                "overdue",
+                "due_soon",
+                "open_events",
+            )
         }
         sites.append({"id": site.pk, "name": site.name, "rows": rows, "totals": totals})
 
     activities_by_status = [
-        {"status": value, "label": label, "count": Activity.objects.filter(status=value).count()}
+        {
+            "status": value,
+            "label": label,
+            "count": Activity.objects.filter(status=value).count(),
+        }
         for value, label in STATUS
     ]
 

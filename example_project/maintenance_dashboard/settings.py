@@ -27,9 +27,7 @@ SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "example-only-not-secret-change-me-in-production"
 )
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") != "0"
-ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(
-    ","
-)
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -118,9 +116,7 @@ if os.environ.get("REDIS_URL"):
         }
     }
 else:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 MAINTENANCE_PERF: dict[str, Any] = {
     "CACHE_ALIAS": "default",

@@ -17,9 +17,7 @@ LABEL_SPACE = 18
 @register.simple_tag
 def chart_scale(weeks: list[dict[str, Any]]) -> dict[str, int]:
     """Return the chart's size and the largest value, which sets the scale."""
-    largest = max(
-        [max(week["scheduled"], week["completed"]) for week in weeks] or [0]
-    )
+    largest = max([max(week["scheduled"], week["completed"]) for week in weeks] or [0])
     return {
         "width": GROUP_WIDTH * len(weeks),
         "height": PLOT_HEIGHT + LABEL_SPACE,
@@ -29,7 +27,9 @@ def chart_scale(weeks: list[dict[str, Any]]) -> dict[str, int]:
 
 
 @register.simple_tag
-def bar_geometry(week: dict[str, Any], index: int, scale: dict[str, int]) -> dict[str, float]:
+def bar_geometry(
+    week: dict[str, Any], index: int, scale: dict[str, int]
+) -> dict[str, float]:
     """Return the positions of one week's two bars."""
     scheduled = PLOT_HEIGHT * week["scheduled"] / scale["largest"]
     completed = PLOT_HEIGHT * week["completed"] / scale["largest"]
