@@ -38,6 +38,15 @@ class CalendarEvent(TimeStampedModel):
 
     class Meta:
         ordering = ["event_date"]
+        constraints = [
+            # An activity has one maintenance event on the calendar, however
+            # many task runs create it.
+            models.UniqueConstraint(
+                fields=["activity"],
+                condition=models.Q(event_type="maintenance"),
+                name="event_unique_maintenance_activity",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -85,6 +85,14 @@ class MaintenanceActivity(TimeStampedModel):
     class Meta:
         ordering = ["-scheduled_start"]
         verbose_name_plural = "maintenance activities"
+        constraints = [
+            # A schedule's activity for a due date exists once, however many
+            # task runs plan it.
+            models.UniqueConstraint(
+                fields=["schedule", "scheduled_start"],
+                name="activity_unique_schedule_start",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -12,10 +12,14 @@ variables switch to the production services:
     ``0`` turns DEBUG off (it is on by default in this demo).
 ``TIME_ZONE``
     The site's time zone (default ``UTC``).
+``CELERY_BROKER_URL``
+    The Celery broker of the maintenance jobs (default
+    ``redis://127.0.0.1:6379/0``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,10 @@ INSTALLED_APPS = [
     "events",
     "dashboard",
 ]
+if importlib.util.find_spec("django_celery_beat"):
+    # Lets beat run with --scheduler django_celery_beat.schedulers:DatabaseScheduler
+    # once manage.py maintenance_perf_sync_beat has written the schedule.
+    INSTALLED_APPS.append("django_celery_beat")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -130,6 +138,12 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# Crontab schedules run in the site's time zone, like the tasks' own dates.
+CELERY_TIMEZONE = TIME_ZONE
+# The tasks log what they did; nobody reads their return values from a store.
+CELERY_TASK_IGNORE_RESULT = True
 USE_I18N = True
 USE_TZ = True
 

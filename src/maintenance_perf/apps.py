@@ -17,3 +17,10 @@ class MaintenancePerfConfig(AppConfig):
 
         connect_signals()
         setting_changed.connect(connect_signals, dispatch_uid="maintenance_perf.watch")
+
+        # Planned indexes join their models' Meta.indexes, so that Django's
+        # migration state and the models agree on them.
+        from maintenance_perf.indexes import install_plan
+
+        install_plan()
+        setting_changed.connect(install_plan, dispatch_uid="maintenance_perf.indexes")

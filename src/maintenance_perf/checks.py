@@ -15,6 +15,10 @@ from django.conf import settings
 from django.core import checks
 
 from maintenance_perf.conf import DEFAULT_MODELS, DEFAULTS, SETTING_NAME
+from maintenance_perf.indexes import check_index_settings
+from maintenance_perf.locks import check_lock_cache
+from maintenance_perf.maintenance import check_environment, check_field_settings
+from maintenance_perf.schedule import check_beat_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -73,7 +77,16 @@ def check_settings(
     messages += _check_key_prefix(user_settings)
     messages += _check_models(user_settings)
     messages += _check_cache_tuning(user_settings)
+    messages += check_index_settings(user_settings)
+    messages += check_beat_settings(user_settings)
+    messages += check_field_settings(user_settings)
+    messages += check_environment()
     return messages
+
+
+# Only ``check --deploy`` runs it: the demo's local-memory cache is fine for
+# a single process.
+checks.register(check_lock_cache, checks.Tags.caches, deploy=True)
 
 
 def _check_cache_alias(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:

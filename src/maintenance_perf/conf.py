@@ -29,6 +29,58 @@ DEFAULT_MODELS: dict[str, str | None] = {
     "event": "events.CalendarEvent",
 }
 
+#: The beat schedule of each maintenance task, by beat entry name.
+DEFAULT_BEAT: dict[str, dict[str, Any]] = {
+    "generate-scheduled-maintenance": {"schedule": "2h"},
+    "check-overdue-maintenance": {"schedule": "4h"},
+    "generate-maintenance-events": {"schedule": "2h"},
+}
+
+#: What a beat entry holds besides its schedule, when the host leaves it out.
+BEAT_ENTRY_DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "options": {},
+    "kwargs": {},
+    "lock_timeout": 900,
+}
+
+#: The standard schema's field names by role, and its status and type values.
+#: A field mapped to ``None`` tells the app that the host's model has none.
+DEFAULT_FIELDS: dict[str, dict[str, str | None]] = {
+    "schedule": {
+        "equipment": "equipment",
+        "title": "title",
+        "activity_type": "activity_type",
+        "frequency_days": "frequency_days",
+        "next_due_date": "next_due_date",
+        "is_active": "is_active",
+        "advance_days": None,
+    },
+    "activity": {
+        "schedule": "schedule",
+        "equipment": "equipment",
+        "title": "title",
+        "activity_type": "activity_type",
+        "status": "status",
+        "scheduled_start": "scheduled_start",
+        "scheduled_end": "scheduled_end",
+    },
+    "event": {
+        "activity": "activity",
+        "equipment": "equipment",
+        "title": "title",
+        "event_type": "event_type",
+        "event_date": "event_date",
+        "is_completed": "is_completed",
+    },
+    "activity_status": {
+        "scheduled": "scheduled",
+        "in_progress": "in_progress",
+        "overdue": "overdue",
+    },
+    "event_type": {"maintenance": "maintenance"},
+}
+
 DEFAULTS: dict[str, Any] = {
     "CACHE_ALIAS": "default",
     "KEY_PREFIX": "mperf",
@@ -39,7 +91,25 @@ DEFAULTS: dict[str, Any] = {
     "LOCK_TIMEOUT": 30,
     "STAMPEDE_WAIT": 5,
     "OUTAGE_RETRY_INTERVAL": 30,
+    "INDEXES": {},
+    "BEAT": {},
+    "FIELDS": {},
 }
+
+
+def beat_entries(configured: Any) -> dict[str, dict[str, Any]]:
+    """Merge a ``BEAT`` value into the defaults, ignoring what is malformed."""
+    if not isinstance(configured, dict):
+        configured = {}
+    entries = {}
+    for name, default in DEFAULT_BEAT.items():
+        entry = configured.get(name)
+        entries[name] = {
+            **BEAT_ENTRY_DEFAULTS,
+            **default,
+            **(entry if isinstance(entry, dict) else {}),
+        }
+    return entries
 
 
 class Settings:
@@ -105,6 +175,31 @@ class Settings:
     def outage_retry_interval(self) -> int:
         """Seconds the cache is left alone after repeated failures."""
         return int(self._get("OUTAGE_RETRY_INTERVAL", int))
+
+    @property
+    def indexes(self) -> dict[str, list[Any]]:
+        """Extra index plan entries, by model role or model label."""
+        return dict(self._get("INDEXES", dict))
+
+    @property
+    def beat(self) -> dict[str, dict[str, Any]]:
+        """Each maintenance task's beat entry, every default filled in."""
+        return beat_entries(self._get("BEAT", dict))
+
+    @property
+    def fields(self) -> dict[str, dict[str, str | None]]:
+        """The host's field names and values, by role, defaults merged in."""
+        configured = self._get("FIELDS", dict)
+        merged = {}
+        for group, default in DEFAULT_FIELDS.items():
+            given = configured.get(group)
+            names = {
+                key: value
+                for key, value in (given.items() if isinstance(given, dict) else ())
+                if key in default and (value is None or isinstance(value, str))
+            }
+            merged[group] = {**default, **names}
+        return merged
 
     def get_model(self, role: str) -> type[Model] | None:
         """Return the host model mapped to ``role``, or ``None`` if it has none."""
