@@ -4,7 +4,7 @@ from __future__ import annotations
 
 project = "django-maintenance-perf"
 author = "django-maintenance-perf developers"
-copyright = "2026, django-maintenance-perf developers"  # noqa: A001
+copyright = "2026, django-maintenance-perf developers"
 
 extensions: list[str] = []
 html_theme = "furo"
