@@ -635,6 +635,34 @@ def test_aggregate_by_expression_condition() -> None:
         assert figures == {place.pk: {"late": 1}}
 
 
+def test_aggregate_by_per_figure_puts_each_condition_in_where(
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    place = location()
+    busy = equipment(place)
+    equipment(place, "retired")
+    activity(busy, "overdue")
+    has_overdue = Exists(
+        Activity.objects.filter(equipment=OuterRef("pk"), status="overdue")
+    )
+
+    with django_assert_num_queries(2) as captured:
+        figures = aggregate_by(
+            Equipment.objects.all(),
+            {
+                "late": Count("pk", filter=has_overdue),
+                "retired": Count("pk", filter=Q(status="retired")),
+            },
+            group_by="location",
+            combined=False,
+        )
+
+    assert figures == {place.pk: {"late": 1, "retired": 1}}
+    for query in captured.captured_queries:
+        assert " WHERE " in query["sql"]
+        assert " FILTER " not in query["sql"]
+
+
 @pytest.mark.parametrize(
     ("aggregate", "empty"),
     [

@@ -502,7 +502,13 @@ def _combined_batch(
 
 
 def _condition(aggregate: Aggregate) -> Q | None:
+    """Return the aggregate's ``filter`` condition as a ``Q``, or ``None``."""
+    # Django 6.0 wraps the condition in an expression that renders the
+    # "FILTER (WHERE ...)" clause and cannot go in WHERE itself; its
+    # ``condition`` is what the caller gave. Older versions keep it bare.
     condition = getattr(aggregate, "filter", None)
+    condition = getattr(condition, "condition", condition)
+
     if not condition:
         return None
     return condition if isinstance(condition, Q) else Q(condition)
