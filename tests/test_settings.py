@@ -43,3 +43,13 @@ def test_configured_cache_round_trips() -> None:
     cache.delete("mperf-test-round-trip")
     expected = "RedisCache" if os.environ.get("REDIS_URL") else "LocMemCache"
     assert type(cache).__name__ == expected
+
+
+def test_environment_runs_the_django_it_names() -> None:
+    import django
+
+    expected = os.environ.get("MPERF_EXPECT_DJANGO")
+    if expected is None:
+        pytest.skip("MPERF_EXPECT_DJANGO is set by tox only")
+
+    assert ".".join(map(str, django.VERSION[:2])) == expected
