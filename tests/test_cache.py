@@ -657,3 +657,14 @@ def test_dashboard_receivers_leave_other_models_fast_deletable() -> None:
     with override_settings(MAINTENANCE_PERF={"WATCH": ["auth.Group"]}):
         assert post_delete.has_listeners(Group)
     assert not post_delete.has_listeners(Group)
+
+
+def test_invalidate_with_nothing_named_touches_no_key() -> None:
+    get_or_compute("d", None, ["equipment"], lambda: "data")
+    keys = [version_key("*"), version_key("equipment.Equipment")]
+    before = caches["default"].get_many(keys)
+
+    invalidate()
+
+    assert caches["default"].get_many(keys) == before
+    assert get_or_compute("d", None, ["equipment"], lambda: "new").status == "hit"

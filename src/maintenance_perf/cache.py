@@ -362,21 +362,17 @@ def on_save(
     raw: bool = False,
     **kwargs: Any,
 ) -> None:
-    label = sender._meta.label
-    if label not in watched_labels():
-        return
-    # A save that changed no tracked field shows nothing new on a dashboard.
+    # Connected to watched models only (see connect_signals). A save that
+    # changed no tracked field shows nothing new on a dashboard.
     if not created and _tracked_change(instance) is False:
         return
-    _schedule({label}, using)
+    _schedule({sender._meta.label}, using)
 
 
 def on_delete(
     sender: type[models.Model], using: str = DEFAULT_DB_ALIAS, **kwargs: Any
 ) -> None:
-    label = sender._meta.label
-    if label in watched_labels():
-        _schedule({label}, using)
+    _schedule({sender._meta.label}, using)
 
 
 def on_m2m_changed(
