@@ -260,7 +260,8 @@ def test_import_infers_schedules_from_the_replacement_cadence() -> None:
     # 2015-11-16: a median of 37.5 days, which rounds up to 45.
     assert schedule.title == "Replace comp1 on Machine 0001"
     assert schedule.frequency_days == 45
-    assert schedule.next_due_date == datetime.date(2015, 12, 31) + SHIFT
+    # The planned activity covers 2015-12-31; the next is a cycle later.
+    assert schedule.next_due_date == datetime.date(2016, 2, 14) + SHIFT
     assert planned.scheduled_start == shifted("2015-12-31 06:00:00")
     assert planned.scheduled_end == shifted("2015-12-31 08:00:00")
     assert planned.status == "overdue"
@@ -521,3 +522,24 @@ def test_import_activity_statuses() -> None:
     )
 
     assert per_status == {"completed": 32778, "scheduled": 2650, "overdue": 1350}
+
+
+@pytest.mark.usefixtures("imported", "db")
+def test_import_then_generate_task_plans_no_due_date_twice() -> None:
+    from django.db.models import Count
+    from django.db.models.functions import TruncDate
+
+    from maintenance_perf.maintenance import generate_scheduled_maintenance
+
+    now = shifted("2016-01-01 06:00:00")
+    result = generate_scheduled_maintenance(now=now)
+    twice = (
+        MaintenanceActivity.objects.filter(schedule__isnull=False)
+        .annotate(day=TruncDate("scheduled_start"))
+        .values("schedule", "day")
+        .annotate(n=Count("pk"))
+        .filter(n__gt=1)
+    )
+
+    assert result["created"] < 4000
+    assert list(twice) == []

@@ -775,3 +775,13 @@ def test_install_plan_keeps_a_models_own_indexes(model_meta: None) -> None:
         "equipmen_status_674fc1",
     ]
     assert Equipment._meta.original_attrs["indexes"] == [own]
+
+
+@pytest.mark.parametrize(
+    "command", ["maintenance_perf_index_migrations", "maintenance_perf_index_report"]
+)
+def test_index_commands_reject_an_unknown_database(command: str) -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="invalid choice: 'nope'"):
+        call_command(command, "--database", "nope")

@@ -199,6 +199,26 @@ def test_check_beat_default_passes() -> None:
             "neither an interval",
         ),
         (
+            {"check-overdue-maintenance": {"schedule": 10**20}},
+            ["maintenance_perf.E032"],
+            "out of range",
+        ),
+        (
+            {"check-overdue-maintenance": {"schedule": "999999999999h"}},
+            ["maintenance_perf.E032"],
+            "out of range",
+        ),
+        (
+            {"check-overdue-maintenance": {"schedule": float("nan")}},
+            ["maintenance_perf.E032"],
+            "out of range",
+        ),
+        (
+            {"check-overdue-maintenance": {"schedule": float("inf")}},
+            ["maintenance_perf.E032"],
+            "out of range",
+        ),
+        (
             {"check-overdue-maintenance": {"schedule": "0 25 * * *"}},
             ["maintenance_perf.E033"],
             "malformed crontab '0 25 * * *'",

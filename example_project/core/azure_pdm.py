@@ -473,7 +473,9 @@ def _schedules(
                 equipment_code=_machine_code(machine_id),
                 activity_type=ACTIVITY_TYPE.preventive,
                 frequency_days=frequency,
-                next_due_date=start.date(),
+                # The planned activity below covers this due date; the
+                # schedule's next one is a cycle later.
+                next_due_date=(start + datetime.timedelta(days=frequency)).date(),
             )
         )
         plan.activities.append(

@@ -9,7 +9,8 @@ variables switch to the production services:
 ``REDIS_URL``
     ``redis://HOST:PORT/DB`` caches through django-redis.
 ``DJANGO_DEBUG``
-    ``0`` turns DEBUG off (it is on by default in this demo).
+    ``0`` (or ``false``, ``no``, ``off``) turns DEBUG off; it is on by
+    default in this demo.
 ``TIME_ZONE``
     The site's time zone (default ``UTC``).
 ``CELERY_BROKER_URL``
@@ -30,7 +31,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "example-only-not-secret-change-me-in-production"
 )
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") != "0"
+DEBUG = os.environ.get("DJANGO_DEBUG", "1").lower() not in {"0", "false", "no", "off"}
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
 
 INSTALLED_APPS = [

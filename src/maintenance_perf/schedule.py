@@ -129,16 +129,27 @@ def parse_schedule(value: Any) -> datetime.timedelta | crontab:
 
 
 def _interval(value: Any) -> datetime.timedelta:
-    if isinstance(value, datetime.timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.timedelta(seconds=value)
-    if isinstance(value, str) and (interval := parse_interval(value)) is not None:
+    try:
+        interval = _parsed_interval(value)
+    except (OverflowError, ValueError) as error:
+        # NaN, infinity, or more days than a timedelta holds.
+        raise ScheduleError(f"the interval {value!r} is out of range") from error
+    if interval is not None:
         return interval
     raise ScheduleError(
         f"{value!r} is neither an interval (seconds, a timedelta, or a string "
         "such as '2h' or '1h30m') nor a crontab"
     )
+
+
+def _parsed_interval(value: Any) -> datetime.timedelta | None:
+    if isinstance(value, datetime.timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.timedelta(seconds=value)
+    if isinstance(value, str):
+        return parse_interval(value)
+    return None
 
 
 def _crontab(fields: dict[str, str]) -> crontab:

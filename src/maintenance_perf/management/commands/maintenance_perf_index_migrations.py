@@ -59,6 +59,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--database",
             default=DEFAULT_DB_ALIAS,
+            choices=tuple(connections),
             help="The database --check looks at (default: %(default)s).",
         )
 

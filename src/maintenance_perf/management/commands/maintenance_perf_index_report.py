@@ -35,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--database",
             default=DEFAULT_DB_ALIAS,
+            choices=tuple(connections),
             help="The database to report on (default: %(default)s).",
         )
         parser.add_argument(
