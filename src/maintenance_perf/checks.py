@@ -6,7 +6,6 @@ hint and never raised, so ``manage.py check`` lists every problem at once.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,9 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 
+from maintenance_perf.check_messages import error as _error
+from maintenance_perf.check_messages import suggest as _suggest
+from maintenance_perf.check_messages import warning as _warning
 from maintenance_perf.conf import DEFAULT_MODELS, DEFAULTS, SETTING_NAME
 from maintenance_perf.indexes import check_index_settings
 from maintenance_perf.locks import check_lock_cache
@@ -21,26 +23,13 @@ from maintenance_perf.maintenance import check_environment, check_field_settings
 from maintenance_perf.schedule import check_beat_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from django.apps import AppConfig
 
 # memcached refuses keys with spaces or control characters; the prefix is the
 # only part of a key the host writes verbatim, so it is held to that rule.
 KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,50}$")
-
-
-def _error(msg: str, hint: str, number: int) -> checks.Error:
-    return checks.Error(msg, hint=hint, id=f"maintenance_perf.E{number:03d}")
-
-
-def _warning(msg: str, hint: str, number: int) -> checks.Warning:
-    return checks.Warning(msg, hint=hint, id=f"maintenance_perf.W{number:03d}")
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 @checks.register()

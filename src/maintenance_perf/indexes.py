@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
-from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.migrations import Migration
@@ -32,6 +31,8 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations import AddIndex, CreateModel
 from django.db.migrations.writer import MigrationWriter
 
+from maintenance_perf.check_messages import error as _error
+from maintenance_perf.check_messages import warning as _warning
 from maintenance_perf.conf import DEFAULT_MODELS, SETTING_NAME, conf
 from maintenance_perf.operations import (
     ConcurrentAddIndex,
@@ -42,6 +43,7 @@ from maintenance_perf.operations import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from django.core import checks
     from django.db.backends.base.base import BaseDatabaseWrapper
 
 logger = logging.getLogger(__name__)
@@ -636,11 +638,3 @@ def _missing_fields_warning(
         "with your model's field names.",
         21,
     )
-
-
-def _error(msg: str, hint: str, number: int) -> checks.Error:
-    return checks.Error(msg, hint=hint, id=f"maintenance_perf.E{number:03d}")
-
-
-def _warning(msg: str, hint: str, number: int) -> checks.Warning:
-    return checks.Warning(msg, hint=hint, id=f"maintenance_perf.W{number:03d}")

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.conf import settings
-from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 from django.db import (
     NotSupportedError,
@@ -35,6 +34,8 @@ from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
 from maintenance_perf.cache import invalidate
+from maintenance_perf.check_messages import error as _error
+from maintenance_perf.check_messages import warning as _warning
 from maintenance_perf.conf import (
     BEAT_ENTRY_DEFAULTS,
     DEFAULT_FIELDS,
@@ -46,6 +47,7 @@ from maintenance_perf.locks import LockUnavailable, TaskLock
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from django.core import checks
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.models.sql.compiler import SQLCompiler
 
@@ -736,14 +738,6 @@ def run_task(name: str, *, lock: bool = True, **kwargs: Any) -> TaskResult:
 
 
 # --- system checks ----------------------------------------------------------
-
-
-def _error(msg: str, hint: str, number: int) -> checks.Error:
-    return checks.Error(msg, hint=hint, id=f"maintenance_perf.E{number:03d}")
-
-
-def _warning(msg: str, hint: str, number: int) -> checks.Warning:
-    return checks.Warning(msg, hint=hint, id=f"maintenance_perf.W{number:03d}")
 
 
 def check_field_settings(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:

@@ -15,13 +15,13 @@ checks run in a project that has not installed it.
 from __future__ import annotations
 
 import datetime
-import difflib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from django.core import checks
-
+from maintenance_perf.check_messages import error as _error
+from maintenance_perf.check_messages import suggest as _suggest
+from maintenance_perf.check_messages import warning as _warning
 from maintenance_perf.conf import (
     BEAT_ENTRY_DEFAULTS,
     DEFAULT_BEAT,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from celery.schedules import crontab
+    from django.core import checks
 
 logger = logging.getLogger(__name__)
 
@@ -228,19 +229,6 @@ def _schedule_or_default(name: str, value: Any) -> datetime.timedelta | crontab:
 
 
 # --- system checks ----------------------------------------------------------
-
-
-def _error(msg: str, hint: str, number: int) -> checks.Error:
-    return checks.Error(msg, hint=hint, id=f"maintenance_perf.E{number:03d}")
-
-
-def _warning(msg: str, hint: str, number: int) -> checks.Warning:
-    return checks.Warning(msg, hint=hint, id=f"maintenance_perf.W{number:03d}")
-
-
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def check_beat_settings(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
