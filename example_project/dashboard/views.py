@@ -27,6 +27,9 @@ class DashboardView(CachedDashboardMixin, TemplateView):
 
     template_name = "dashboard/dashboard.html"
     watch_models = ["location", "equipment", "activity", "event"]
+    # The page shows nothing per user, so it is cached whole (the cache
+    # status in the footer stays live).
+    cache_rendered_page = True
 
     def get_dashboard_data(self) -> dict[str, Any]:
         return fast.compute_dashboard()

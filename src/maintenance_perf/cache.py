@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import pickle
 import random
 import threading
 import time
@@ -33,6 +34,7 @@ from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, models, transaction
 
 from maintenance_perf.conf import DEFAULT_MODELS, conf
+from maintenance_perf.pages import Page
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -243,7 +245,7 @@ def entry_key(dashboard: str, scope: Any) -> str:
     Both parts are hashed, so the key stays short and free of spaces and
     control characters whatever a user's name or a query string holds.
     """
-    return f"{conf.key_prefix}:d:{digest(dashboard)[:12]}:{digest(scope)}"
+    return f"{conf.key_prefix}:e:{digest(dashboard)[:12]}:{digest(scope)}"
 
 
 def resolve_label(ref: ModelRef) -> str:
@@ -397,7 +399,15 @@ class _Entry:
     versions: tuple[Any, ...]
     fresh_until: float
     token: str
-    data: Any = field(repr=False)
+    # Pickled apart, so that serving a cached page never unpickles the data.
+    payload: bytes = field(repr=False)
+
+    @property
+    def data(self) -> Any:
+        return pickle.loads(self.payload)
+
+    def is_fresh(self, versions: tuple[Any, ...]) -> bool:
+        return self.versions == versions and self.fresh_until > time.time()
 
 
 def _jittered(timeout: int) -> float:
@@ -429,11 +439,7 @@ def _look_up(key: str, version_keys: Sequence[str], token: str) -> _Lookup:
         entry = found.get(key)
         entry = entry if isinstance(entry, _Entry) else None
         versions = tuple(found.get(k) for k in version_keys)
-        fresh = (
-            entry is not None
-            and entry.versions == versions
-            and entry.fresh_until > time.time()
-        )
+        fresh = entry is not None and entry.is_fresh(versions)
         locked = not fresh and cache.add(f"{key}:lock", token, conf.lock_timeout)
         return _Lookup(entry, versions, fresh, locked)
 
@@ -468,23 +474,27 @@ def get_or_compute(
     compute: Callable[[], Any],
     timeout: int | None = None,
     serve_stale: bool = True,
+    cache_failure: CacheUnavailable | None = None,
 ) -> CacheResult:
     """Return a dashboard's data for one scope, from the cache when fresh.
 
     ``compute`` must return plain, picklable data (no querysets or model
     instances). ``watch`` names the models the data depends on.
+    ``cache_failure`` is a failure the caller already met in this request
+    (see :func:`get_page`): the data is then computed without trying the
+    cache again, so a request waits out at most one connect timeout.
     """
     timeout = conf.dashboard_timeout if timeout is None else timeout
     key = entry_key(dashboard, scope)
-    version_keys = [version_key(EPOCH)] + [
-        version_key(label) for label in sorted({resolve_label(ref) for ref in watch})
-    ]
+    version_keys = _version_keys(watch)
     if timeout <= 0:
         counters.add(dashboard, "misses")
         return _computed(dashboard, compute, "bypass")
 
     token = uuid.uuid4().hex
     try:
+        if cache_failure is not None:
+            raise cache_failure
         lookup = _look_up(key, version_keys, token)
     except CacheUnavailable as unavailable:
         counters.add(dashboard, "misses")
@@ -513,7 +523,8 @@ def get_or_compute(
 
     try:
         data = _computed(dashboard, compute, "miss").data
-        new_entry = _Entry(versions, time.time() + _jittered(timeout), token, data)
+        payload = pickle.dumps(data, pickle.HIGHEST_PROTOCOL)
+        new_entry = _Entry(versions, time.time() + _jittered(timeout), token, payload)
         # Kept twice as long as it is fresh, so a stale value can be served
         # while the next request recomputes.
         _call(lambda cache: cache.set(key, new_entry, timeout * 2))
@@ -525,6 +536,11 @@ def get_or_compute(
             with contextlib.suppress(CacheUnavailable):
                 _call(lambda cache: _release(cache, f"{key}:lock", token))
     return CacheResult(data, "miss", token, timeout)
+
+
+def _version_keys(watch: Iterable[ModelRef]) -> list[str]:
+    labels = sorted({resolve_label(ref) for ref in watch})
+    return [version_key(EPOCH)] + [version_key(label) for label in labels]
 
 
 def _computed(
@@ -573,6 +589,49 @@ def get_section(key: str) -> str | None:
 def set_section(key: str, html: str, timeout: int) -> None:
     with contextlib.suppress(CacheUnavailable):
         _call(lambda cache: cache.set(key, html, timeout * 2))
+
+
+# --- cached pages -----------------------------------------------------------
+
+
+def page_key(dashboard: str, scope: Any, template: str, user: Any) -> str:
+    """Return the key of a dashboard's rendered page (see maintenance_perf.pages).
+
+    ``user`` is None for a page that does not read the user, so users of one
+    scope share it; otherwise it tells the user apart.
+    """
+    return (
+        f"{conf.key_prefix}:p:{digest(dashboard)[:12]}:{digest(scope, template, user)}"
+    )
+
+
+def get_page(
+    dashboard: str, scope: Any, watch: Iterable[ModelRef], key: str
+) -> Page | None:
+    """Return a dashboard's cached page if the data it shows is still fresh.
+
+    One ``get_many`` reads the page, the data entry and the current versions;
+    the data itself is not unpickled. A page counts as a hit; anything else
+    returns None and counts nothing, and the caller goes the usual way.
+    Raises :class:`CacheUnavailable` when the cache fails or rests.
+    """
+    version_keys = _version_keys(watch)
+    data_key = entry_key(dashboard, scope)
+    found = _call(lambda cache: cache.get_many([key, data_key, *version_keys]))
+
+    page, entry = found.get(key), found.get(data_key)
+    versions = tuple(found.get(k) for k in version_keys)
+    if not (isinstance(page, Page) and isinstance(entry, _Entry)):
+        return None
+    if page.token != entry.token or not entry.is_fresh(versions):
+        return None
+    counters.add(dashboard, "hits")
+    return page
+
+
+def set_page(key: str, page: Page, timeout: int) -> None:
+    with contextlib.suppress(CacheUnavailable):
+        _call(lambda cache: cache.set(key, page, timeout * 2))
 
 
 def connect_signals(**kwargs: Any) -> None:

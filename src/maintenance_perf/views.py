@@ -1,22 +1,40 @@
 """Cache a dashboard's computed context, for class-based and function views.
 
-Only the context data is cached, never the response: the page is rendered on
-every request, so CSRF tokens, messages and the user menu stay live. The
-data-heavy parts of a template can be cached too, with the
+By default only the context data is cached, never the response: the page is
+rendered on every request, so CSRF tokens, messages and the user menu stay
+live. The data-heavy parts of a template can be cached too, with the
 ``{% cached_section %}`` tag of the ``maintenance_perf`` template library.
+A class-based view can go further and cache its whole rendered page
+(``cache_rendered_page``), with the per-request parts still live: see
+:mod:`maintenance_perf.pages`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from maintenance_perf.cache import CacheResult, ModelRef, get_or_compute
+from django.http import HttpResponse
+from django.middleware.csrf import get_token
+from django.template.loader import select_template
+
+from maintenance_perf.cache import (
+    CacheResult,
+    CacheUnavailable,
+    ModelRef,
+    get_or_compute,
+    get_page,
+    page_key,
+    set_page,
+)
+from maintenance_perf.pages import Page, PageRecorder, log_once, template_identity
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Sequence
 
     from django.http import HttpRequest
+    from django.template.response import TemplateResponse
 
 #: The context variable that holds the :class:`~maintenance_perf.cache.CacheResult`.
 CONTEXT_NAME = "dashboard_cache"
@@ -47,15 +65,25 @@ def cache_scope_for(
     scope: Hashable,
     query_params: Sequence[str],
     share_across_user_kinds: bool,
+    url_arguments: tuple[Any, ...] = (),
 ) -> tuple[Any, ...]:
     """Return every part of a request that the cached data may depend on.
 
     Only the query parameters a view declares take part, so any other
-    parameter can neither change the data nor grow the cache.
+    parameter can neither change the data nor grow the cache. The view's URL
+    arguments (``/locations/<pk>/``) always take part.
     """
     params = tuple((name, request.GET.getlist(name)) for name in sorted(query_params))
     kind = "any" if share_across_user_kinds else user_kind(request)
+    if url_arguments:
+        return (kind, scope, params, url_arguments)
     return (kind, scope, params)
+
+
+def _url_arguments(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    if not args and not kwargs:
+        return ()
+    return (tuple(args), tuple(sorted(kwargs.items())))
 
 
 class CachedDashboardMixin:
@@ -74,8 +102,18 @@ class CachedDashboardMixin:
     cache_name: ClassVar[str | None] = None
     cache_serve_stale: ClassVar[bool] = True
     cache_share_across_user_kinds: ClassVar[bool] = False
+    #: Cache the whole rendered page too (see :mod:`maintenance_perf.pages`).
+    #: A warm load then skips ``get_context_data`` and the template: only
+    #: what the data, the scope, the URL arguments and the declared query
+    #: parameters decide may appear on the page.
+    cache_rendered_page: ClassVar[bool] = False
+    #: Context processor values that are the same for every request (a site
+    #: name, say), which a cached page may therefore contain.
+    cache_page_stable_context: ClassVar[Sequence[str]] = ()
 
     request: HttpRequest
+    args: Any
+    kwargs: Any
 
     def get_dashboard_data(self) -> Any:
         """Compute the dashboard's data: plain, picklable values only."""
@@ -94,21 +132,29 @@ class CachedDashboardMixin:
     def get_cache_name(self) -> str:
         return self.cache_name or f"{type(self).__module__}.{type(self).__qualname__}"
 
+    def get_cache_parts(self) -> tuple[Any, ...]:
+        """Return what tells this request's entry apart, once per request."""
+        parts: tuple[Any, ...] | None = getattr(self, "_cache_parts", None)
+        if parts is None:
+            parts = self._cache_parts = cache_scope_for(
+                self.request,
+                self.get_cache_scope(),
+                self.cache_query_params,
+                self.cache_share_across_user_kinds,
+                _url_arguments(self.args, self.kwargs),
+            )
+        return parts
+
     def get_cached_dashboard(self) -> CacheResult:
         """Return the dashboard's data with how it was obtained."""
-        scope = cache_scope_for(
-            self.request,
-            self.get_cache_scope(),
-            self.cache_query_params,
-            self.cache_share_across_user_kinds,
-        )
         return get_or_compute(
             self.get_cache_name(),
-            scope,
+            self.get_cache_parts(),
             self.watch_models,
             self.get_dashboard_data,
             timeout=self.cache_timeout,
             serve_stale=self.cache_serve_stale,
+            cache_failure=getattr(self, "_cache_failure", None),
         )
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
@@ -117,6 +163,134 @@ class CachedDashboardMixin:
         context.update(result.data)
         context[CONTEXT_NAME] = result
         return context
+
+    # --- the cached page -----------------------------------------------------
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if self.cache_rendered_page:
+            response = self.get_cached_page_response()
+            if response is not None:
+                return response
+        return super().get(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
+
+    def get_cached_page_response(self) -> HttpResponse | None:
+        """Return the cached page for this request, or None to render it."""
+        template = self._page_template()
+        if template is None:
+            return None
+        identity, _ = template
+
+        name = self.get_cache_name()
+        key = self._page_key(identity, _reads_user(name, identity))
+        try:
+            page = get_page(name, self.get_cache_parts(), self.watch_models, key)
+        except CacheUnavailable as failure:
+            self._cache_failure = failure
+            return None
+        if page is None or (page.shows_messages and _has_messages(self.request)):
+            return None
+        content = page.serve(lambda: get_token(self.request), "hit")
+        return HttpResponse(content, content_type=page.content_type)
+
+    def render_to_response(
+        self, context: dict[str, Any], **response_kwargs: Any
+    ) -> TemplateResponse:
+        render = super().render_to_response  # type: ignore[misc]
+        result = context.get(CONTEXT_NAME)
+        template = self._page_template() if self.cache_rendered_page else None
+        if template is None or not isinstance(result, CacheResult) or not result.token:
+            return render(context, **response_kwargs)  # type: ignore[no-any-return]
+
+        identity, processors = template
+        recorder = PageRecorder()
+        watched = recorder.live_context(
+            self.request, processors, self.cache_page_stable_context, self
+        )
+        status = dataclasses.replace(result, status=recorder.status_marker)  # type: ignore[arg-type]
+        response: TemplateResponse = render(
+            {**context, **watched, CONTEXT_NAME: status}, **response_kwargs
+        )
+        response.add_post_render_callback(
+            functools.partial(self._store_page, recorder, result, identity)
+        )
+        return response
+
+    def _store_page(
+        self,
+        recorder: PageRecorder,
+        result: CacheResult,
+        identity: str,
+        response: HttpResponse,
+    ) -> None:
+        name = self.get_cache_name()
+        page = Page(
+            token=result.token,
+            content=response.content,
+            content_type=response["Content-Type"],
+            status_marker=recorder.status_marker.encode(),
+            csrf_marker=recorder.csrf_marker.encode() if recorder.read_csrf else b"",
+            shows_messages=recorder.read_messages,
+        )
+        response.content = page.serve(lambda: get_token(self.request), result.status)
+
+        if recorder.request_names:
+            log_once(
+                (name, identity),
+                "Dashboard %s: its template reads %s, which may differ on each "
+                "request, so its page is rendered on each request.",
+                name,
+                ", ".join(sorted(recorder.request_names)),
+            )
+            return
+        if recorder.read_messages and _has_messages(self.request):
+            return
+        if recorder.reads_user:
+            _user_pages.add((name, identity))
+        key = self._page_key(identity, recorder.reads_user)
+        set_page(key, page, result.timeout)
+
+    def _page_key(self, identity: str, reads_user: bool) -> str:
+        user: Any = None
+        if reads_user:
+            # Anonymous users share one page; they never share it with a user.
+            account = getattr(self.request, "user", None)
+            if account is not None and account.is_authenticated:
+                user = ("user", account.pk)
+            else:
+                user = "anonymous"
+        return page_key(self.get_cache_name(), self.get_cache_parts(), identity, user)
+
+    def _page_template(
+        self,
+    ) -> tuple[str, Sequence[Callable[[HttpRequest], dict[str, Any]]]] | None:
+        """Return the page template's identity and context processors."""
+        names = self.get_template_names()  # type: ignore[attr-defined]
+        template = select_template(names, using=self.template_engine)  # type: ignore[attr-defined]
+        identity = template_identity(template)
+        if identity is None:
+            log_once(
+                (self.get_cache_name(),),
+                "Dashboard %s: its template is not a Django template; its page "
+                "is rendered on each request.",
+                self.get_cache_name(),
+            )
+            return None
+        return identity, template.template.engine.template_context_processors
+
+
+#: Pages found to read the user, by dashboard and template identity: their
+#: keys tell users apart. Learnt while rendering, per process.
+_user_pages: set[tuple[str, str]] = set()
+
+
+def _reads_user(name: str, identity: str) -> bool:
+    return (name, identity) in _user_pages
+
+
+def _has_messages(request: HttpRequest) -> bool:
+    """Whether a message waits to be shown on this request's page."""
+    storage = getattr(request, "_messages", None)
+    return storage is not None and len(storage) > 0
 
 
 def cached_context(
@@ -132,8 +306,8 @@ def cached_context(
     """Cache what a function of the request computes, for function views.
 
     The decorated function takes the request (and any further arguments,
-    which must not change the data: put such inputs in ``query_params`` or
-    ``scope``) and returns plain data; it then returns a
+    such as the URL's, which then take part in the key) and returns plain
+    data; it then returns a
     :class:`~maintenance_perf.cache.CacheResult`, whose ``data`` the view
     renders::
 
@@ -153,7 +327,11 @@ def cached_context(
         @functools.wraps(function)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> CacheResult:
             parts = cache_scope_for(
-                request, scope(request), query_params, share_across_user_kinds
+                request,
+                scope(request),
+                query_params,
+                share_across_user_kinds,
+                _url_arguments(args, kwargs),
             )
             return get_or_compute(
                 dashboard,
