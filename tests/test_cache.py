@@ -69,6 +69,20 @@ def test_dashboard_warm_load_issues_no_query(
 
 
 @pytest.mark.django_db
+def test_example_dashboard_page_hit_is_the_rendered_page(
+    client: Client, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    factories.equipment(factories.location())
+    rendered = client.get("/").content
+
+    with django_assert_num_queries(0):
+        served = client.get("/").content
+
+    assert served == rendered
+    assert counters.get("dashboard.views.DashboardView")["hits"] == 1
+
+
+@pytest.mark.django_db
 def test_dashboard_warm_load_for_a_user_queries_only_the_session(
     client: Client, django_assert_num_queries: DjangoAssertNumQueries, settings: Any
 ) -> None:

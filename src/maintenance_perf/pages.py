@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from django.template.base import FilterExpression
+from django.template.base import Template as DjangoTemplate
 from django.template.loader_tags import ExtendsNode, IncludeNode
 from django.utils.functional import SimpleLazyObject
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
     from django.http import HttpRequest
-    from django.template.base import Template as DjangoTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +128,13 @@ def template_identity(template: Any) -> str | None:
     base template gets new page keys. It is computed once per loaded template
     object. Returns None for templates of other engines.
     """
-    inner: DjangoTemplate | None = getattr(template, "template", None)
-    if inner is None or not hasattr(inner, "nodelist"):
+    # A backend's template wraps the engine's own, which has the nodes.
+    inner = (
+        template
+        if hasattr(template, "nodelist")
+        else getattr(template, "template", None)
+    )
+    if not isinstance(inner, DjangoTemplate):
         return None
     identity: str | None = getattr(inner, "_maintenance_perf_identity", None)
     if identity is None:
@@ -159,10 +163,8 @@ def _named_digest(
 ) -> bytes:
     # A name held in a variable is only known while rendering; such a
     # template's changes reach cached pages at the next data version.
-    if not isinstance(expression, FilterExpression):
-        return b"dynamic"
-    name = expression.var
-    if not isinstance(name, str) or expression.filters:
+    name = getattr(expression, "var", None)
+    if not isinstance(name, str) or getattr(expression, "filters", True):
         return b"dynamic"
     if name in seen:
         return name.encode()

@@ -1,0 +1,293 @@
+"""The whole-page cache: warm loads like cache_page, per-request parts live."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.template import Engine
+from django.test import Client, RequestFactory, override_settings
+
+from maintenance_perf.cache import counters
+from maintenance_perf.pages import template_identity
+from tests import factories, page_views
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+pytestmark = [
+    pytest.mark.urls("tests.page_views"),
+    pytest.mark.django_db(transaction=True),
+]
+
+DASHBOARD = "tests.page_views.PageDashboard"
+
+
+@pytest.fixture(autouse=True)
+def _page_templates() -> Any:
+    page_views.PageDashboard.computed = 0
+    with override_settings(TEMPLATES=page_views.TEMPLATES):
+        yield
+
+
+def load(client: Client, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def total(html: str) -> int:
+    match = re.search(r"<b>(\d+)</b>", html)
+    assert match, html
+    return int(match.group(1))
+
+
+def footer(html: str) -> str:
+    match = re.search(r"<footer>cache (\w+)</footer>", html)
+    assert match, html
+    return match.group(1)
+
+
+# --- per-request parts -------------------------------------------------------
+
+
+def token_in(html: str) -> tuple[str, str]:
+    field = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    script = re.search(r"const token = '([^']+)'", html)
+    assert field, html
+    assert script, html
+    return field.group(1), script.group(1)
+
+
+def test_page_csrf_token_is_each_clients_own() -> None:
+    factories.equipment(factories.location())
+    first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    load(first, "/form/")
+
+    pages = [load(first, "/form/"), load(second, "/form/"), load(second, "/form/")]
+
+    assert [footer(html) for html in pages] == ["hit", "hit", "hit"]
+    assert all("mperf-" not in html for html in pages)
+    tokens = [token_in(html)[0] for html in pages]
+    for client, token in zip((first, second, second), tokens, strict=True):
+        response = client.post("/accept/", {"csrfmiddlewaretoken": token})
+        assert response.status_code == 200, response.content
+    # A token taken from another client's page is refused.
+    refused = first.post("/accept/", {"csrfmiddlewaretoken": tokens[1]})
+    assert refused.status_code == 403
+
+
+def test_page_that_reads_the_user_is_kept_per_user() -> None:
+    factories.equipment(factories.location())
+    alice, bob = User.objects.create_user("alice"), User.objects.create_user("bob")
+    clients = {"alice": Client(), "bob": Client(), "guest": Client()}
+    clients["alice"].force_login(alice)
+    clients["bob"].force_login(bob)
+
+    pages = {
+        (name, round): load(client, "/greeting/")
+        for round in range(2)
+        for name, client in clients.items()
+    }
+
+    for (name, _), html in pages.items():
+        assert f"Hello {name}" in html
+        assert total(html) == 1
+    assert [footer(pages[name, 1]) for name in clients] == ["hit", "hit", "hit"]
+    # Users and the anonymous visitor are told apart by their kind; the two
+    # users share one data entry.
+    assert page_views.PageDashboard.computed == 2
+
+
+def test_page_that_reads_the_request_is_rendered_each_time(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    factories.equipment(factories.location())
+
+    with caplog.at_level(logging.INFO, logger="maintenance_perf.pages"):
+        pages = [load(client, f"/query/?q={word}") for word in ("pumps", "valves")]
+        load(client, "/query/?q=fans")
+
+    assert "You searched pumps" in pages[0]
+    assert "You searched valves" in pages[1]
+    assert footer(pages[1]) == "hit"
+    assert counters.get(DASHBOARD)["hits"] == 2
+    logged = [r.getMessage() for r in caplog.records if "reads" in r.getMessage()]
+    assert logged == [
+        f"Dashboard {DASHBOARD}: its template reads request, which may differ on "
+        "each request, so its page is rendered on each request."
+    ]
+
+
+def test_page_shows_a_pending_message_once(client: Client) -> None:
+    factories.equipment(factories.location())
+    assert "Work order saved" not in load(client, "/messages/")
+
+    client.get("/save/")
+    with_message = load(client, "/messages/")
+    after = [load(client, "/messages/") for _ in range(2)]
+
+    assert "<p>Work order saved</p>" in with_message
+    assert ["Work order saved" in html for html in after] == [False, False]
+    assert footer(after[1]) == "hit"
+
+
+def test_page_stable_context_value_is_cached_and_others_are_not(
+    client: Client,
+) -> None:
+    factories.equipment(factories.location())
+
+    stable = [load(client, "/site/") for _ in range(2)]
+    unstable = [load(client, "/site-unstable/") for _ in range(2)]
+
+    assert all("<h1>North plant</h1>" in html for html in stable + unstable)
+    assert counters.get("tests.page_views.SiteDashboard")["hits"] == 1
+    # Without the declaration the page is rendered each time, the data is not.
+    assert counters.get(DASHBOARD)["hits"] == 1
+
+
+def test_page_follows_the_data_version(client: Client) -> None:
+    area = factories.location()
+    factories.equipment(area)
+    before = [load(client, "/form/") for _ in range(2)]
+
+    factories.equipment(area)
+    after = [load(client, "/form/") for _ in range(2)]
+
+    assert [(total(html), footer(html)) for html in before + after] == [
+        (1, "miss"),
+        (1, "hit"),
+        (2, "miss"),
+        (2, "hit"),
+    ]
+
+
+def test_page_of_a_changed_base_template_is_not_served(client: Client) -> None:
+    factories.equipment(factories.location())
+    load(client, "/form/")
+
+    sources = {
+        **page_views.SOURCES,
+        "base.html": "<h1>New look</h1>" + page_views.SOURCES["base.html"],
+    }
+    templates = [
+        {
+            **page_views.TEMPLATES[0],
+            "OPTIONS": {
+                **page_views.TEMPLATES[0]["OPTIONS"],
+                "loaders": [("django.template.loaders.locmem.Loader", sources)],
+            },
+        }
+    ]
+    with override_settings(TEMPLATES=templates):
+        html = load(client, "/form/")
+
+    assert "<h1>New look</h1>" in html
+
+
+# --- URL arguments -------------------------------------------------------------
+
+
+def test_dashboard_url_arguments_take_part_in_the_key(client: Client) -> None:
+    north, south = factories.location(), factories.location()
+    factories.equipment(north)
+    for _ in range(3):
+        factories.equipment(south)
+
+    pages = [load(client, f"/locations/{area.pk}/") for area in (north, south) * 2]
+    functions = [
+        int(load(client, f"/function/{area.pk}/")) for area in (north, south) * 2
+    ]
+
+    assert [total(html) for html in pages] == [1, 3, 1, 3]
+    assert [footer(html) for html in pages] == ["miss", "miss", "hit", "hit"]
+    assert functions == [1, 3, 1, 3]
+
+
+# --- templates -----------------------------------------------------------------
+
+
+def engine(**sources: str) -> Engine:
+    return Engine(loaders=[("django.template.loaders.locmem.Loader", sources)])
+
+
+def test_template_identity_follows_extended_and_included_templates() -> None:
+    child = (
+        '{% extends "base.html" %}{% block b %}{% include "row.html" %}{% endblock %}'
+    )
+    first = engine(
+        **{
+            "child.html": child,
+            "base.html": "A{% block b %}{% endblock %}",
+            "row.html": "r",
+        }
+    )
+    new_base = engine(
+        **{
+            "child.html": child,
+            "base.html": "B{% block b %}{% endblock %}",
+            "row.html": "r",
+        }
+    )
+    new_row = engine(
+        **{
+            "child.html": child,
+            "base.html": "A{% block b %}{% endblock %}",
+            "row.html": "s",
+        }
+    )
+
+    identities = {
+        template_identity(variant.get_template("child.html"))
+        for variant in (first, new_base, new_row)
+    }
+
+    assert len(identities) == 3
+
+
+def test_template_identity_of_dynamic_and_recursive_includes() -> None:
+    sources = {
+        "tree.html": '{% if node %}{% include "tree.html" %}{% endif %}'
+        "{% include name %}",
+    }
+
+    identity = template_identity(engine(**sources).get_template("tree.html"))
+
+    assert identity is not None
+    assert len(identity) == 32
+
+
+def test_page_of_another_template_engine_is_rendered_each_time(
+    client: Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "location.html").write_text("<b>$total</b>")
+    factories.equipment(factories.location())
+    area = factories.location()
+    strings = [
+        {
+            "BACKEND": "django.template.backends.dummy.TemplateStrings",
+            "DIRS": [tmp_path],
+        }
+    ]
+
+    with override_settings(TEMPLATES=strings), caplog.at_level(logging.INFO):
+        pages = [load(client, f"/locations/{area.pk}/") for _ in range(2)]
+
+    assert pages == ["<b>0</b>", "<b>0</b>"]
+    assert counters.get("tests.page_views.LocationDashboard")["hits"] == 1
+    assert any("not a Django template" in r.getMessage() for r in caplog.records)
+
+
+def test_page_without_messages_middleware() -> None:
+    factories.equipment(factories.location())
+    view = page_views.PageDashboard.as_view(template_name="messages.html")
+
+    pages = [view(RequestFactory().get("/messages/")) for _ in range(2)]
+    for response in pages:
+        response.render()
+
+    assert [footer(response.content.decode()) for response in pages] == ["miss", "hit"]
