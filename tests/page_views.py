@@ -37,6 +37,8 @@ SOURCES = {
     "{% endfor %}{% endblock %}",
     "site.html": '{% extends "base.html" %}{% block content %}'
     "<b>{{ total }}</b><h1>{{ site_name }}</h1>{% endblock %}",
+    "errors.html": '{% extends "base.html" %}{% block content %}'
+    "<b>{{ total }}</b><p>{{ error }}</p>{% endblock %}",
     "location.html": '{% extends "base.html" %}{% block content %}'
     "<b>{{ total }}</b>{% endblock %}",
 }
@@ -90,6 +92,33 @@ class SiteDashboard(PageDashboard):
     cache_page_stable_context = ["site_name"]
 
 
+class FormDashboard(PageDashboard):
+    """A dashboard with a form: a POST renders the page with its errors."""
+
+    template_name = "errors.html"
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        context = self.get_context_data(error="Give the work order a title")
+        return self.render_to_response(context)
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "gone" in request.GET:
+            context = self.get_context_data(error="This site was closed")
+            return self.render_to_response(context, status=410)
+        return super().get(request, *args, **kwargs)
+
+
+class OwnerDashboard(PageDashboard):
+    """Puts a ``user`` of its own in the context: the site's owner."""
+
+    template_name = "greeting.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["user"] = {"username": "owner"}
+        return context
+
+
 @cached_context(watch=["equipment"], scope=lambda request: None)
 def location_data(request: HttpRequest, pk: int) -> dict[str, int]:
     return {"total": Equipment.objects.filter(location=pk).count()}
@@ -118,6 +147,8 @@ urlpatterns = [
     path("site-unstable/", PageDashboard.as_view(template_name="site.html")),
     path("locations/<int:pk>/", LocationDashboard.as_view()),
     path("function/<int:pk>/", location_function_view),
+    path("errors/", FormDashboard.as_view()),
+    path("owner/", OwnerDashboard.as_view()),
     path("save/", save),
     path("accept/", accept),
 ]

@@ -189,6 +189,33 @@ def test_page_of_a_changed_base_template_is_not_served(client: Client) -> None:
     assert "<h1>New look</h1>" in html
 
 
+def test_page_rendered_for_a_post_or_an_error_is_not_stored() -> None:
+    factories.equipment(factories.location())
+    client = Client()
+
+    posted = client.post("/errors/").content.decode()
+    gone = client.get("/errors/?gone=1")
+    pages = [load(client, "/errors/") for _ in range(2)]
+
+    assert "Give the work order a title" in posted
+    assert gone.status_code == 410
+    assert [footer(html) for html in pages] == ["hit", "hit"]
+    assert not any("a title" in html or "closed" in html for html in pages)
+    assert counters.get("tests.page_views.FormDashboard")["hits"] == 3
+
+
+def test_page_context_of_the_view_wins_over_the_context_processors() -> None:
+    factories.equipment(factories.location())
+    clients = [Client(), Client()]
+    for client, name in zip(clients, ("alice", "bob"), strict=True):
+        client.force_login(User.objects.create_user(name))
+
+    pages = [load(client, "/owner/") for client in clients]
+
+    assert ["Hello owner" in html for html in pages] == [True, True]
+    assert [footer(html) for html in pages] == ["miss", "hit"]
+
+
 # --- URL arguments -------------------------------------------------------------
 
 

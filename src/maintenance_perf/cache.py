@@ -17,6 +17,7 @@ for a while so requests do not each wait out a connect timeout.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -235,6 +236,11 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+@functools.lru_cache(maxsize=256)
+def _name_digest(dashboard: str) -> str:
+    return digest(dashboard)[:12]
+
+
 def version_key(label: str) -> str:
     return f"{conf.key_prefix}:v:{label.lower()}"
 
@@ -245,7 +251,7 @@ def entry_key(dashboard: str, scope: Any) -> str:
     Both parts are hashed, so the key stays short and free of spaces and
     control characters whatever a user's name or a query string holds.
     """
-    return f"{conf.key_prefix}:e:{digest(dashboard)[:12]}:{digest(scope)}"
+    return f"{conf.key_prefix}:e:{_name_digest(dashboard)}:{digest(scope)}"
 
 
 def resolve_label(ref: ModelRef) -> str:
@@ -539,8 +545,18 @@ def get_or_compute(
 
 
 def _version_keys(watch: Iterable[ModelRef]) -> list[str]:
-    labels = sorted({resolve_label(ref) for ref in watch})
-    return [version_key(EPOCH)] + [version_key(label) for label in labels]
+    # Read on every request of every dashboard; the settings they come from
+    # change only under override_settings, which empties the memo.
+    refs = tuple(watch)
+    keys = _version_keys_memo.get(refs)
+    if keys is None:
+        labels = sorted({resolve_label(ref) for ref in refs})
+        keys = [version_key(EPOCH)] + [version_key(label) for label in labels]
+        _version_keys_memo[refs] = keys
+    return keys
+
+
+_version_keys_memo: dict[tuple[ModelRef, ...], list[str]] = {}
 
 
 def _computed(
@@ -601,7 +617,7 @@ def page_key(dashboard: str, scope: Any, template: str, user: Any) -> str:
     scope share it; otherwise it tells the user apart.
     """
     return (
-        f"{conf.key_prefix}:p:{digest(dashboard)[:12]}:{digest(scope, template, user)}"
+        f"{conf.key_prefix}:p:{_name_digest(dashboard)}:{digest(scope, template, user)}"
     )
 
 
@@ -643,6 +659,7 @@ def connect_signals(**kwargs: Any) -> None:
     """
     if kwargs.get("setting") not in {None, "MAINTENANCE_PERF"}:
         return
+    _version_keys_memo.clear()
 
     signals = models.signals
     for sender in _connected:

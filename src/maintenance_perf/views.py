@@ -197,7 +197,9 @@ class CachedDashboardMixin:
     ) -> TemplateResponse:
         render = super().render_to_response  # type: ignore[misc]
         result = context.get(CONTEXT_NAME)
-        template = self._page_template() if self.cache_rendered_page else None
+        # A page rendered for a form's POST, say, is no page to serve a GET.
+        storable = self.cache_rendered_page and self.request.method in {"GET", "HEAD"}
+        template = self._page_template() if storable else None
         if template is None or not isinstance(result, CacheResult) or not result.token:
             return render(context, **response_kwargs)  # type: ignore[no-any-return]
 
@@ -206,10 +208,16 @@ class CachedDashboardMixin:
         watched = recorder.live_context(
             self.request, processors, self.cache_page_stable_context, self
         )
-        status = dataclasses.replace(result, status=recorder.status_marker)  # type: ignore[arg-type]
-        response: TemplateResponse = render(
-            {**context, **watched, CONTEXT_NAME: status}, **response_kwargs
+        # What the view put in the context wins over the context processors,
+        # as in any render; only its ``view`` entry is watched.
+        page_context = {**watched, **context}
+        if context.get("view") is self:
+            page_context["view"] = watched["view"]
+        page_context[CONTEXT_NAME] = dataclasses.replace(
+            result,
+            status=recorder.status_marker,  # type: ignore[arg-type]
         )
+        response: TemplateResponse = render(page_context, **response_kwargs)
         response.add_post_render_callback(
             functools.partial(self._store_page, recorder, result, identity)
         )
@@ -232,6 +240,8 @@ class CachedDashboardMixin:
             shows_messages=recorder.read_messages,
         )
         response.content = page.serve(lambda: get_token(self.request), result.status)
+        if response.status_code != 200:
+            return
 
         if recorder.request_names:
             log_once(
