@@ -35,6 +35,7 @@ from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, models, transaction
 
 from maintenance_perf.conf import DEFAULT_MODELS, conf
+from maintenance_perf.locks import delete_if_owned
 from maintenance_perf.pages import Page
 
 if TYPE_CHECKING:
@@ -455,22 +456,7 @@ def _look_up(key: str, version_keys: Sequence[str], token: str) -> _Lookup:
 
 def _release(cache: BaseCache, lock_key: str, token: str) -> None:
     """Delete the lock only if this request still owns it."""
-    client = getattr(cache, "client", None)
-    if client is not None and hasattr(client, "get_client"):
-        # django-redis: compare and delete in one atomic script.
-        redis = client.get_client(write=True)
-        redis.eval(
-            "if redis.call('get', KEYS[1]) == ARGV[1] then "
-            "return redis.call('del', KEYS[1]) else return 0 end",
-            1,
-            cache.make_key(lock_key),
-            client.encode(token),
-        )
-        return
-    # Other backends have no compare-and-delete; the window between get and
-    # delete is tiny next to the lock's expiry.
-    if cache.get(lock_key) == token:
-        cache.delete(lock_key)
+    delete_if_owned(cache, lock_key, token)
 
 
 def get_or_compute(

@@ -46,6 +46,25 @@ class LockUnavailable(Exception):
     """The lock's cache failed, so nobody can tell whether the task runs."""
 
 
+def delete_if_owned(cache: BaseCache, key: str, token: str) -> bool:
+    """Delete a lock only if it still holds ``token``; return whether it did."""
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client"):
+        # django-redis: compare and delete atomically.
+        redis = client.get_client(write=True)
+        deleted = redis.eval(
+            _RELEASE_SCRIPT, 1, cache.make_key(key), client.encode(token)
+        )
+        return bool(deleted)
+    # Other backends have no compare-and-delete: between the read and the
+    # delete the lock could expire and be taken, a window far shorter than
+    # any expiry.
+    if cache.get(key) != token:
+        return False
+    cache.delete(key)
+    return True
+
+
 def lock_key(name: str) -> str:
     """Return the cache key of the lock of one task."""
     return f"{conf.key_prefix}:lock:task:{name}"
@@ -110,22 +129,7 @@ class TaskLock:
         return released
 
     def _delete_if_owned(self) -> bool:
-        cache = self.cache
-        client = getattr(cache, "client", None)
-        if client is not None and hasattr(client, "get_client"):
-            # django-redis: compare and delete atomically.
-            redis = client.get_client(write=True)
-            deleted = redis.eval(
-                _RELEASE_SCRIPT, 1, cache.make_key(self.key), client.encode(self.token)
-            )
-            return bool(deleted)
-        # Other backends have no compare-and-delete: between the read and the
-        # delete the lock could expire and be taken, a window far shorter than
-        # any expiry.
-        if cache.get(self.key) != self.token:
-            return False
-        cache.delete(self.key)
-        return True
+        return delete_if_owned(self.cache, self.key, self.token)
 
     def __enter__(self) -> bool:
         return self.acquire()
