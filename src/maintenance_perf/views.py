@@ -9,6 +9,7 @@ data-heavy parts of a template can be cached too, with the
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from maintenance_perf.cache import CacheResult, ModelRef, get_or_compute
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 CONTEXT_NAME = "dashboard_cache"
 
 Data = TypeVar("Data")
+
+#: Each function :func:`cached_context` decorated, with its dashboard name and
+#: watched models, so ``optimize_performance`` can check what they watch.
+decorated_dashboards: weakref.WeakKeyDictionary[
+    Callable[..., CacheResult], tuple[str, tuple[ModelRef, ...]]
+] = weakref.WeakKeyDictionary()
 
 
 def user_kind(request: HttpRequest) -> str:
@@ -164,6 +171,7 @@ def cached_context(
                 serve_stale=serve_stale,
             )
 
+        decorated_dashboards[wrapper] = (dashboard, tuple(watch))
         return wrapper
 
     return decorate
