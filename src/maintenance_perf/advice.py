@@ -227,7 +227,7 @@ def connection_findings(
     persistent = max_age is None or max_age > 0
     can_pool = django_version >= POOL_DJANGO_VERSION
     pool_how = (
-        f'pip install "psycopg[pool]" and set {where}["OPTIONS"]["pool"] = True, '
+        f"pip install 'psycopg[pool]' and set {where}['OPTIONS']['pool'] = True, "
         "with CONN_MAX_AGE 0"
     )
 
@@ -316,7 +316,7 @@ def connection_findings(
                 "A pool shares a bounded number of open connections between all "
                 "the threads of a process, and unlike kept connections it also "
                 "works under ASGI.",
-                f"{pool_how[0].upper()}{pool_how[1:]} (psycopg 3 only).",
+                f"With psycopg 3: {pool_how}.",
             )
         )
     return findings
