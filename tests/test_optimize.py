@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime
 import json
 from io import StringIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from celery.schedules import schedule
@@ -26,11 +26,20 @@ from maintenance_perf.advice import (
     index_findings,
     served_dashboards,
 )
+from maintenance_perf.views import cached_context
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 LOCAL_MEMORY = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 DJANGO_REDIS = "django_redis.cache.RedisCache"
 BUILTIN_REDIS = "django.core.cache.backends.redis.RedisCache"
 POSTGRESQL = {"ENGINE": "django.db.backends.postgresql", "OPTIONS": {}}
+
+
+@cached_context(watch=["auth.User"], name="not served")
+def unserved_data(request: HttpRequest) -> dict[str, Any]:
+    return {}
 
 
 def ids(findings: list[Finding]) -> list[str]:
@@ -404,6 +413,8 @@ def test_served_dashboards_finds_classes_and_decorated_functions() -> None:
         "stock.Part",
     )
     assert served["permissions"] == ("auth.Permission",)
+    # Decorated here, in a module no URL serves a view from.
+    assert "not served" not in served
     assert served["dashboard.views.DashboardView"] == (
         "location",
         "equipment",
