@@ -166,6 +166,15 @@ def test_page_follows_the_data_version(client: Client) -> None:
     ]
 
 
+def test_page_render_context_keeps_the_real_cache_status(client: Client) -> None:
+    factories.equipment(factories.location())
+
+    response = client.get("/form/")
+
+    assert response.context["dashboard_cache"].status == "miss"
+    assert footer(response.content.decode()) == "miss"
+
+
 def test_page_of_a_changed_base_template_is_not_served(client: Client) -> None:
     factories.equipment(factories.location())
     load(client, "/form/")

@@ -53,3 +53,21 @@ def test_environment_runs_the_django_it_names() -> None:
         pytest.skip("MPERF_EXPECT_DJANGO is set by tox only")
 
     assert ".".join(map(str, django.VERSION[:2])) == expected
+
+
+def test_example_settings_replica_url_enables_the_router(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import runpy
+
+    import maintenance_dashboard.settings as example
+
+    monkeypatch.setenv("DATABASE_REPLICA_URL", "postgres://reader@replica:5432/plant")
+    loaded = runpy.run_path(example.__file__)
+
+    assert loaded["DATABASES"]["replica"]["HOST"] == "replica"
+    assert loaded["MAINTENANCE_PERF"]["READ_REPLICA"] == "replica"
+    assert loaded["DATABASE_ROUTERS"] == [
+        "maintenance_perf.routers.DashboardReplicaRouter"
+    ]
+    assert loaded["MIDDLEWARE"][0] == "maintenance_perf.routers.ReadReplicaMiddleware"

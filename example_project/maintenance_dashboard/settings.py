@@ -6,6 +6,9 @@ variables switch to the production services:
 ``DATABASE_URL``
     ``postgres://USER[:PASSWORD]@HOST[:PORT]/NAME`` uses PostgreSQL;
     ``sqlite:///PATH`` another SQLite file.
+``DATABASE_REPLICA_URL``
+    A read replica of ``DATABASE_URL``, in the same form; the dashboard's
+    reads go there (``MAINTENANCE_PERF["READ_REPLICA"]``).
 ``REDIS_URL``
     ``redis://HOST:PORT/DB`` caches through django-redis.
 ``DJANGO_DEBUG``
@@ -131,6 +134,12 @@ MAINTENANCE_PERF: dict[str, Any] = {
     "CACHE_ALIAS": "default",
     "DASHBOARD_TIMEOUT": 300,
 }
+
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = database_from_url(os.environ["DATABASE_REPLICA_URL"])
+    MAINTENANCE_PERF["READ_REPLICA"] = "replica"
+    DATABASE_ROUTERS = ["maintenance_perf.routers.DashboardReplicaRouter"]
+    MIDDLEWARE.insert(0, "maintenance_perf.routers.ReadReplicaMiddleware")
 
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -37,6 +37,7 @@ from django.db import DEFAULT_DB_ALIAS, models, transaction
 from maintenance_perf.conf import DEFAULT_MODELS, conf
 from maintenance_perf.locks import delete_if_owned
 from maintenance_perf.pages import Page
+from maintenance_perf.routers import dashboard_reads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -551,7 +552,9 @@ def _computed(
     if status == "error":
         counters.add(dashboard, "errors")
     counters.add(dashboard, "recomputes")
-    return CacheResult(compute(), status)
+    with dashboard_reads():
+        data = compute()
+    return CacheResult(data, status)
 
 
 def _wait_for(

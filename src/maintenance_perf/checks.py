@@ -20,6 +20,7 @@ from maintenance_perf.conf import DEFAULT_MODELS, DEFAULTS, SETTING_NAME
 from maintenance_perf.indexes import check_index_settings
 from maintenance_perf.locks import check_lock_cache
 from maintenance_perf.maintenance import check_environment, check_field_settings
+from maintenance_perf.routers import check_replica_settings
 from maintenance_perf.schedule import check_beat_settings
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def check_settings(
     """Validate ``MAINTENANCE_PERF``, one message per mistake."""
     user_settings = getattr(settings, SETTING_NAME, {})
     if user_settings is None:
-        return []
+        return check_replica_settings({})
     if not isinstance(user_settings, dict):
         return [
             _error(
@@ -70,6 +71,7 @@ def check_settings(
     messages += check_beat_settings(user_settings)
     messages += check_field_settings(user_settings)
     messages += check_environment()
+    messages += check_replica_settings(user_settings)
     return messages
 
 

@@ -94,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
     "INDEXES": {},
     "BEAT": {},
     "FIELDS": {},
+    "READ_REPLICA": None,
 }
 
 
@@ -200,6 +201,18 @@ class Settings:
             }
             merged[group] = {**default, **names}
         return merged
+
+    @property
+    def read_replica(self) -> str | None:
+        """The alias dashboard reads go to, or ``None`` for the primary.
+
+        An alias missing from ``DATABASES`` counts as ``None``: the check
+        reports it, and dashboards keep working on the primary meanwhile.
+        """
+        alias = self.user_settings.get("READ_REPLICA", DEFAULTS["READ_REPLICA"])
+        if isinstance(alias, str) and alias in getattr(settings, "DATABASES", {}):
+            return alias
+        return None
 
     def get_model(self, role: str) -> type[Model] | None:
         """Return the host model mapped to ``role``, or ``None`` if it has none."""

@@ -60,6 +60,28 @@ class Page:
         return content
 
 
+class LiveText(str):
+    """Text that compares as its value but is printed as a marker.
+
+    A template that prints it writes the marker, which each serve of the page
+    replaces; code and template logic that compare it see the value of the
+    request that rendered the page.
+    """
+
+    marker: str
+
+    def __new__(cls, value: str, marker: str) -> LiveText:
+        text = super().__new__(cls, value)
+        text.marker = marker
+        return text
+
+    def __str__(self) -> str:
+        return self.marker
+
+    def __html__(self) -> str:
+        return self.marker
+
+
 class PageRecorder:
     """Watch what one render of a page reads besides the dashboard's data."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import weakref
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django.http import HttpResponse
@@ -28,7 +29,13 @@ from maintenance_perf.cache import (
     page_key,
     set_page,
 )
-from maintenance_perf.pages import Page, PageRecorder, log_once, template_identity
+from maintenance_perf.pages import (
+    LiveText,
+    Page,
+    PageRecorder,
+    log_once,
+    template_identity,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Sequence
@@ -40,6 +47,12 @@ if TYPE_CHECKING:
 CONTEXT_NAME = "dashboard_cache"
 
 Data = TypeVar("Data")
+
+#: Each function :func:`cached_context` decorated, with its dashboard name and
+#: watched models, so ``optimize_performance`` can check what they watch.
+decorated_dashboards: weakref.WeakKeyDictionary[
+    Callable[..., CacheResult], tuple[str, tuple[ModelRef, ...]]
+] = weakref.WeakKeyDictionary()
 
 
 def user_kind(request: HttpRequest) -> str:
@@ -215,7 +228,7 @@ class CachedDashboardMixin:
             page_context["view"] = watched["view"]
         page_context[CONTEXT_NAME] = dataclasses.replace(
             result,
-            status=recorder.status_marker,  # type: ignore[arg-type]
+            status=LiveText(result.status, recorder.status_marker),  # type: ignore[arg-type]
         )
         response: TemplateResponse = render(page_context, **response_kwargs)
         response.add_post_render_callback(
@@ -352,6 +365,7 @@ def cached_context(
                 serve_stale=serve_stale,
             )
 
+        decorated_dashboards[wrapper] = (dashboard, tuple(watch))
         return wrapper
 
     return decorate
