@@ -579,10 +579,14 @@ def test_report_lists_top_statements(
 ) -> None:
     from maintenance_perf.management.commands import maintenance_perf_report
 
-    long_query = "SELECT id\n  FROM core_location WHERE " + " AND ".join(
+    long_query = "SELECT id, name\n  FROM core_location WHERE " + " AND ".join(
         f"code <> ${n}" for n in range(1, 40)
     )
-    statements = [Statement(long_query, 1200, 3456.7, 2.88, 1200)]
+    wide_query = f"SELECT {', '.join(f'column_{n}' for n in range(20))} FROM plant"
+    statements = [
+        Statement(long_query, 1200, 3456.7, 2.88, 1200),
+        Statement(wide_query, 1, 1.0, 1.0, 1),
+    ]
     monkeypatch.setattr(
         maintenance_perf_report, "top_statements", lambda database, top: statements
     )
@@ -595,8 +599,9 @@ def test_report_lists_top_statements(
         row = next(line for line in output.splitlines() if "core_location" in line)
         assert row.split()[:4] == ["1,200", "3,456.7", "2.88", "1,200"]
         assert row.endswith("...")
-        assert "SELECT id FROM core_location WHERE code <> $1" in row
+        assert "SELECT id, name FROM core_location WHERE code <> $1" in row
         assert len(row.split(None, 4)[4]) == 90
+        assert "  SELECT ... FROM plant\n" in output
 
 
 @pytest.mark.django_db

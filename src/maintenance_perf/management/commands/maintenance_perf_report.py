@@ -269,7 +269,7 @@ def _check_status(page: PageMeasurement, host: str | None) -> None:
 def _cut(text: str, width: int) -> str:
     """Shorten a statement to one line, its long column list first."""
     text = re.sub(r"\s+", " ", text).strip()
-    text = _COLUMN_LIST.sub(r"\1 ... \2", text, count=1)
+    text = _COLUMN_LIST.sub(r"\1 ... \2 ", text, count=1)
     return text if len(text) <= width else f"{text[: width - 3]}..."
 
 
