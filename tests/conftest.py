@@ -70,9 +70,14 @@ def _fresh_dashboard_cache() -> None:
     """Start every test with an empty cache and zeroed dashboard counters."""
     from django.core.cache import caches
 
+    from maintenance_perf import pages, views
     from maintenance_perf.cache import counters, health
 
     for cache in caches.all():
         cache.clear()
     counters.reset()
     health.reset()
+    # What this process learnt about page templates, and what it logged once.
+    views._user_pages.clear()
+    views._plain_pages.clear()
+    pages.log_once._seen.clear()

@@ -26,7 +26,12 @@ SOURCES = {
     "<footer>cache {{ dashboard_cache.status }}</footer>",
     "form.html": '{% extends "base.html" %}{% block content %}'
     "<b>{{ total }}</b><form>{% csrf_token %}</form>"
-    "<script>const token = '{{ csrf_token }}';</script>{% endblock %}",
+    "<script>const token = '{{ csrf_token|escapejs }}';</script>{% endblock %}",
+    "shouting.html": '{% extends "base.html" %}{% block content %}'
+    "<b>{{ total }}</b><i>{{ csrf_token|upper }}</i>{% endblock %}",
+    "locale.html": '{% extends "base.html" %}{% load i18n tz %}{% block content %}'
+    "{% get_current_language as language %}{% get_current_timezone as zone %}"
+    "<b>{{ total }}</b><i>{{ language }} {{ zone }}</i>{% endblock %}",
     "greeting.html": '{% extends "base.html" %}{% block content %}'
     "<b>{{ total }}</b><p>Hello {{ user.username|default:'guest' }}</p>"
     "{% endblock %}",
@@ -101,6 +106,10 @@ class FormDashboard(PageDashboard):
         context = self.get_context_data(error="Give the work order a title")
         return self.render_to_response(context)
 
+    def put(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Shows the page again after a change, as form views often do.
+        return self.get(request, *args, **kwargs)
+
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if "gone" in request.GET:
             context = self.get_context_data(error="This site was closed")
@@ -141,6 +150,8 @@ def accept(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("form/", PageDashboard.as_view(template_name="form.html")),
     path("greeting/", PageDashboard.as_view(template_name="greeting.html")),
+    path("shouting/", PageDashboard.as_view(template_name="shouting.html")),
+    path("locale/", PageDashboard.as_view(template_name="locale.html")),
     path("query/", PageDashboard.as_view(template_name="query.html")),
     path("messages/", PageDashboard.as_view(template_name="messages.html")),
     path("site/", SiteDashboard.as_view()),

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.template import Engine
 from django.test import Client, RequestFactory, override_settings
+from django.utils import timezone, translation
 
 from maintenance_perf.cache import counters
 from maintenance_perf.pages import template_identity
@@ -71,7 +72,9 @@ def test_page_csrf_token_is_each_clients_own() -> None:
     pages = [load(first, "/form/"), load(second, "/form/"), load(second, "/form/")]
 
     assert [footer(html) for html in pages] == ["hit", "hit", "hit"]
-    assert all("mperf-" not in html for html in pages)
+    assert all("mperfcsrf" not in html for html in pages)
+    assert all("mperfstatus" not in html for html in pages)
+    assert all(token_in(html)[0] == token_in(html)[1] for html in pages)
     tokens = [token_in(html)[0] for html in pages]
     for client, token in zip((first, second, second), tokens, strict=True):
         response = client.post("/accept/", {"csrfmiddlewaretoken": token})
@@ -119,7 +122,7 @@ def test_page_that_reads_the_request_is_rendered_each_time(
     logged = [r.getMessage() for r in caplog.records if "reads" in r.getMessage()]
     assert logged == [
         f"Dashboard {DASHBOARD}: its template reads request, which may differ on "
-        "each request, so its page is rendered on each request."
+        "each request, so its page is rendered on each request from now on."
     ]
 
 
@@ -164,6 +167,55 @@ def test_page_follows_the_data_version(client: Client) -> None:
         (2, "miss"),
         (2, "hit"),
     ]
+
+
+def test_page_with_a_changed_csrf_token_is_rendered_each_time(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    factories.equipment(factories.location())
+
+    with caplog.at_level(logging.INFO, logger="maintenance_perf.pages"):
+        pages = [load(client, "/shouting/") for _ in range(3)]
+
+    assert counters.get(DASHBOARD)["hits"] == 2
+    assert [footer(html) for html in pages] == ["miss", "hit", "hit"]
+    # The first render shows what the filter made of the marker; every
+    # later one is rendered plainly, with the token of its own request.
+    assert ["MPERFCSRF" in html for html in pages] == [True, False, False]
+    logged = [r.getMessage() for r in caplog.records if "filter" in r.getMessage()]
+    assert len(logged) == 1
+
+
+def test_page_is_kept_per_language_and_time_zone(client: Client) -> None:
+    factories.equipment(factories.location())
+    visits = [
+        ("de", "Asia/Tokyo"),
+        ("en", "Asia/Tokyo"),
+        ("de", "America/New_York"),
+        ("de", "Asia/Tokyo"),
+    ]
+
+    pages = []
+    for language, zone in visits:
+        with translation.override(language), timezone.override(zone):
+            pages.append(load(client, "/locale/"))
+
+    shown = [re.search(r"<i>(.*?)</i>", html).group(1) for html in pages]  # type: ignore[union-attr]
+    assert shown == [f"{language} {zone}" for language, zone in visits]
+    assert [footer(html) for html in pages] == ["miss", "miss", "miss", "hit"]
+
+
+def test_page_is_rendered_when_another_method_calls_get() -> None:
+    factories.equipment(factories.location())
+    client = Client()
+    load(client, "/errors/")
+    load(client, "/errors/")
+
+    response = client.put("/errors/")
+
+    assert response.status_code == 200
+    assert response.context is not None
+    assert counters.get("tests.page_views.FormDashboard")["hits"] == 2
 
 
 def test_page_render_context_keeps_the_real_cache_status(client: Client) -> None:

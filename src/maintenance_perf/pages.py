@@ -86,9 +86,10 @@ class PageRecorder:
     """Watch what one render of a page reads besides the dashboard's data."""
 
     def __init__(self) -> None:
-        nonce = uuid.uuid4().hex
-        self.status_marker = f"mperf-status-{nonce}"
-        self.csrf_marker = f"mperf-csrf-{nonce}"
+        # Letters and digits only, so that escaping filters (escape,
+        # escapejs, urlencode) leave the markers as they are.
+        self.status_marker = f"mperfstatus{uuid.uuid4().hex}"
+        self.csrf_marker = f"mperfcsrf{uuid.uuid4().hex}"
         self.user_names: set[str] = set()
         self.request_names: set[str] = set()
         self.read_csrf = False

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from django.http import HttpResponse
 from django.middleware.csrf import get_token
 from django.template.loader import select_template
+from django.utils import timezone, translation
 
 from maintenance_perf.cache import (
     CacheResult,
@@ -84,13 +85,16 @@ def cache_scope_for(
 
     Only the query parameters a view declares take part, so any other
     parameter can neither change the data nor grow the cache. The view's URL
-    arguments (``/locations/<pk>/``) always take part.
+    arguments (``/locations/<pk>/``) always take part, and so do the active
+    language and time zone: choice labels are translated, and days are
+    counted in local time.
     """
     params = tuple((name, request.GET.getlist(name)) for name in sorted(query_params))
     kind = "any" if share_across_user_kinds else user_kind(request)
+    locale = (translation.get_language(), timezone.get_current_timezone_name())
     if url_arguments:
-        return (kind, scope, params, url_arguments)
-    return (kind, scope, params)
+        return (kind, scope, params, locale, url_arguments)
+    return (kind, scope, params, locale)
 
 
 def _url_arguments(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
@@ -180,7 +184,8 @@ class CachedDashboardMixin:
     # --- the cached page -----------------------------------------------------
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if self.cache_rendered_page:
+        # A POST handler may call get() to show the page; it gets it rendered.
+        if self.cache_rendered_page and request.method in {"GET", "HEAD"}:
             response = self.get_cached_page_response()
             if response is not None:
                 return response
@@ -256,11 +261,23 @@ class CachedDashboardMixin:
         if response.status_code != 200:
             return
 
+        if recorder.read_csrf and recorder.csrf_marker.encode() not in page.content:
+            # This response shows the changed marker: a filter such as upper
+            # turned it into text no serve can find again.
+            _plain_pages.add((name, identity))
+            log_once(
+                (name, identity),
+                "Dashboard %s: its template changes csrf_token with a filter, so "
+                "its page is rendered on each request from now on.",
+                name,
+            )
+            return
         if recorder.request_names:
+            _plain_pages.add((name, identity))
             log_once(
                 (name, identity),
                 "Dashboard %s: its template reads %s, which may differ on each "
-                "request, so its page is rendered on each request.",
+                "request, so its page is rendered on each request from now on.",
                 name,
                 ", ".join(sorted(recorder.request_names)),
             )
@@ -298,12 +315,18 @@ class CachedDashboardMixin:
                 self.get_cache_name(),
             )
             return None
+        if (self.get_cache_name(), identity) in _plain_pages:
+            return None
         return identity, template.template.engine.template_context_processors
 
 
 #: Pages found to read the user, by dashboard and template identity: their
 #: keys tell users apart. Learnt while rendering, per process.
 _user_pages: set[tuple[str, str]] = set()
+
+#: Pages found to read something that may differ on each request: they are
+#: rendered without a watch and never looked up. Learnt per process.
+_plain_pages: set[tuple[str, str]] = set()
 
 
 def _reads_user(name: str, identity: str) -> bool:
