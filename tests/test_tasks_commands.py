@@ -92,10 +92,34 @@ def test_run_task_command_rejects_bad_arguments(
         run("maintenance_perf_run_task", *args, **options)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--advance-days", "100000000"],
+            "--advance-days must be a whole number from 0 to 36500, not 100000000",
+        ),
+        (["--advance-days", "-1"], "--advance-days must be a whole number from 0"),
+        (["--days-ahead", "0"], "--days-ahead must be a whole number from 1 to 36500"),
+        (["--batch-size", "0"], "--batch-size must be a whole number 1 or more, not 0"),
+    ],
+)
+def test_run_task_command_rejects_a_flag_out_of_range(
+    args: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError, match=f"^{re.escape(message)}"):
+        run("maintenance_perf_run_task", "--all", *args)
+
+
 @pytest.mark.django_db
-def test_run_task_command_reports_a_bad_value() -> None:
-    with pytest.raises(CommandError, match="batch_size must be 1 or more"):
-        run("maintenance_perf_run_task", "generate-maintenance-events", batch_size=0)
+@override_settings(
+    MAINTENANCE_PERF={
+        "BEAT": {"generate-maintenance-events": {"kwargs": {"batch_size": 0}}}
+    }
+)
+def test_run_task_command_reports_a_bad_value_from_settings() -> None:
+    with pytest.raises(CommandError, match="batch_size 1 or more, not 14 and 0"):
+        run("maintenance_perf_run_task", "generate-maintenance-events")
 
 
 @pytest.mark.django_db
