@@ -65,6 +65,21 @@ def test_run_task_command_takes_arguments_from_settings_and_options() -> None:
 
 
 @pytest.mark.django_db
+def test_run_task_command_runs_a_task_named_twice_once() -> None:
+    output = run(
+        "maintenance_perf_run_task",
+        "generate-maintenance-events",
+        "check-overdue-maintenance",
+        "generate-maintenance-events",
+    ).splitlines()
+
+    assert [line.split(":")[0] for line in output] == [
+        "Task generate-maintenance-events",
+        "Task check-overdue-maintenance",
+    ]
+
+
+@pytest.mark.django_db
 def test_run_task_command_says_when_it_skipped() -> None:
     holder = TaskLock("check-overdue-maintenance", 60)
     assert holder.acquire()

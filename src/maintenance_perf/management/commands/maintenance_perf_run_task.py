@@ -53,7 +53,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        names = list(TASKS) if options["all"] else options["tasks"]
+        # A task named twice runs once, where it was first named.
+        names = list(dict.fromkeys(TASKS if options["all"] else options["tasks"]))
         unknown = [name for name in names if name not in TASKS]
         if unknown or not names:
             raise CommandError(
