@@ -234,6 +234,17 @@ def test_sync_beat_follows_changed_settings() -> None:
 
 
 @needs_beat
+@pytest.mark.django_db(transaction=True)
+def test_sync_beat_before_migrate_says_to_migrate() -> None:
+    call_command("migrate", "django_celery_beat", "zero", verbosity=0)
+    try:
+        with pytest.raises(CommandError, match=r"run manage\.py migrate first"):
+            run("maintenance_perf_sync_beat")
+    finally:
+        call_command("migrate", "django_celery_beat", verbosity=0)
+
+
+@needs_beat
 @pytest.mark.django_db
 def test_sync_beat_dry_run_changes_nothing() -> None:
     from django_celery_beat.models import PeriodicTask
