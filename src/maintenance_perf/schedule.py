@@ -86,6 +86,14 @@ _INTERVAL = re.compile(
 )
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
+#: One field of a crontab: numbers, ``*``, ranges, steps, lists, and the
+#: names of days and months.
+_CRONTAB_FIELD = re.compile(
+    r"^(?:[\d*/,-]|sun|mon|tue|wed|thu|fri|sat|jan|feb|mar|apr|may|jun|jul|aug"
+    r"|sep|oct|nov|dec)+$",
+    re.IGNORECASE,
+)
+
 
 class ScheduleError(ValueError):
     """A schedule value that is not an interval or a crontab.
@@ -133,11 +141,30 @@ def parse_schedule(value: Any) -> datetime.timedelta | crontab:
     if _is_celery_crontab(value):
         result: crontab = value
         return result
+    if _is_miscounted_crontab(value):
+        raise ScheduleError(
+            f"malformed crontab {value!r}: it has {len(value.split())} fields, "
+            f"not {len(CRONTAB_FIELDS)}",
+            crontab=True,
+        )
 
     interval = _interval(value)
     if interval <= datetime.timedelta(0):
         raise ScheduleError(f"the interval {value!r} is not positive")
     return interval
+
+
+def _is_miscounted_crontab(value: Any) -> bool:
+    """Whether ``value`` is written like a crontab, with too few or many fields.
+
+    A string of several fields, each made of what crontab fields are made of,
+    such as ``"0 3 * *"``. The unit letters of an interval such as ``"1h 30m"``
+    are not among them.
+    """
+    if not isinstance(value, str):
+        return False
+    fields = value.split()
+    return len(fields) > 1 and all(_CRONTAB_FIELD.match(field) for field in fields)
 
 
 def _interval(value: Any) -> datetime.timedelta:
@@ -326,7 +353,8 @@ def _check_schedule(where: str, value: Any) -> list[checks.CheckMessage]:
         if error.crontab:
             return [
                 _error(
-                    f"{where}['schedule'] is a {error}.",
+                    # Celery's own messages end with a full stop.
+                    f"{where}['schedule'] is a {str(error).rstrip('.')}.",
                     "Write a crontab as five fields, 'minute hour day_of_month "
                     "month_of_year day_of_week', e.g. '0 3 * * *' for 03:00 daily.",
                     33,
