@@ -550,6 +550,13 @@ def test_index_migration_app_without_migrations() -> None:
         index_migration("maintenance_perf", [], _loader())
 
 
+def test_generator_refuses_dry_run_with_check() -> None:
+    with pytest.raises(
+        CommandError, match=r"^--dry-run and --check do not go together"
+    ):
+        run("maintenance_perf_index_migrations", "--dry-run", "--check")
+
+
 @pytest.mark.django_db
 def test_generator_check_passes_when_the_plan_is_applied() -> None:
     stdout, _ = run("maintenance_perf_index_migrations", "--check")

@@ -327,6 +327,17 @@ def test_example_migration_rebuilds_an_invalid_index(
     assert usage["equipmen_location_statu_c478d4"].valid
 
 
+@pytest.mark.django_db
+def test_postgresql_index_usage_names_the_foreign_key_of_its_own_index_only(
+    postgresql: None,
+) -> None:
+    usage = postgresql_index_usage(connection, {"equipment_equipment"})
+
+    foreign_keys = {index.name: index.foreign_key for index in usage}
+    assert foreign_keys["equipmen_location_statu_c478d4"] is None
+    assert list(foreign_keys.values()).count("location_id") == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_add_index_lets_writes_go_on_while_it_builds(
     postgresql: None, test_index: models.Index

@@ -224,6 +224,21 @@ def test_check_beat_default_passes() -> None:
             "malformed crontab '0 25 * * *'",
         ),
         (
+            {"check-overdue-maintenance": {"schedule": "0 3 * *"}},
+            ["maintenance_perf.E033"],
+            "malformed crontab '0 3 * *': it has 4 fields, not 5",
+        ),
+        (
+            {"check-overdue-maintenance": {"schedule": "0 3 * * mon-fri 1"}},
+            ["maintenance_perf.E033"],
+            "it has 6 fields, not 5",
+        ),
+        (
+            {"check-overdue-maintenance": {"schedule": "2 hours"}},
+            ["maintenance_perf.E032"],
+            "neither an interval",
+        ),
+        (
             {"check-overdue-maintenance": {"enabled": "no"}},
             ["maintenance_perf.E034"],
             "True or False",
@@ -242,6 +257,17 @@ def test_check_beat_errors(beat: Any, expected: list[str], text: str) -> None:
     assert text in messages[0].msg
 
 
+@pytest.mark.parametrize(
+    "schedule", ["0 25 * * *", "0 3 * * xyz", "0 3 * *", {"minute": "61"}]
+)
+def test_check_beat_malformed_crontab_ends_with_one_full_stop(schedule: Any) -> None:
+    (message,) = beat_messages({"check-overdue-maintenance": {"schedule": schedule}})
+
+    assert message.id == "maintenance_perf.E033"
+    assert message.msg.endswith(".")
+    assert not message.msg.endswith("..")
+
+
 def test_check_beat_unknown_task_suggests_the_right_one() -> None:
     messages = beat_messages({"generate-scheduled-maintenence": {}})
 
@@ -258,7 +284,9 @@ def test_check_beat_unknown_task_suggests_the_right_one() -> None:
         ({"options": {"priority": True}}, "['priority'] is True"),
         ({"options": {"quuee": "x"}}, "unknown option 'quuee'"),
         ({"kwargs": []}, "must be a dict, not list"),
-        ({"kwargs": {"advance_days": -1}}, "0 or more, not -1"),
+        ({"kwargs": {"advance_days": -1}}, "from 0 to 36500, not -1"),
+        ({"kwargs": {"advance_days": 10**8}}, "from 0 to 36500, not 100000000"),
+        ({"kwargs": {"batch_size": 0}}, "1 or more, not 0"),
         ({"kwargs": {"advance_days": "7"}}, "not '7'"),
         ({"kwargs": {"days_ahead": 7}}, "'days_ahead' the task does not take"),
     ],

@@ -65,6 +65,21 @@ def test_run_task_command_takes_arguments_from_settings_and_options() -> None:
 
 
 @pytest.mark.django_db
+def test_run_task_command_runs_a_task_named_twice_once() -> None:
+    output = run(
+        "maintenance_perf_run_task",
+        "generate-maintenance-events",
+        "check-overdue-maintenance",
+        "generate-maintenance-events",
+    ).splitlines()
+
+    assert [line.split(":")[0] for line in output] == [
+        "Task generate-maintenance-events",
+        "Task check-overdue-maintenance",
+    ]
+
+
+@pytest.mark.django_db
 def test_run_task_command_says_when_it_skipped() -> None:
     holder = TaskLock("check-overdue-maintenance", 60)
     assert holder.acquire()
@@ -92,10 +107,34 @@ def test_run_task_command_rejects_bad_arguments(
         run("maintenance_perf_run_task", *args, **options)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--advance-days", "100000000"],
+            "--advance-days must be a whole number from 0 to 36500, not 100000000",
+        ),
+        (["--advance-days", "-1"], "--advance-days must be a whole number from 0"),
+        (["--days-ahead", "0"], "--days-ahead must be a whole number from 1 to 36500"),
+        (["--batch-size", "0"], "--batch-size must be a whole number 1 or more, not 0"),
+    ],
+)
+def test_run_task_command_rejects_a_flag_out_of_range(
+    args: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError, match=f"^{re.escape(message)}"):
+        run("maintenance_perf_run_task", "--all", *args)
+
+
 @pytest.mark.django_db
-def test_run_task_command_reports_a_bad_value() -> None:
-    with pytest.raises(CommandError, match="batch_size must be 1 or more"):
-        run("maintenance_perf_run_task", "generate-maintenance-events", batch_size=0)
+@override_settings(
+    MAINTENANCE_PERF={
+        "BEAT": {"generate-maintenance-events": {"kwargs": {"batch_size": 0}}}
+    }
+)
+def test_run_task_command_reports_a_bad_value_from_settings() -> None:
+    with pytest.raises(CommandError, match="batch_size 1 or more, not 14 and 0"):
+        run("maintenance_perf_run_task", "generate-maintenance-events")
 
 
 @pytest.mark.django_db
@@ -192,6 +231,17 @@ def test_sync_beat_follows_changed_settings() -> None:
     assert "generate-scheduled-maintenance: updated, crontab 30 */3 * * *" in output
     assert "check-overdue-maintenance: disabled\n" in output
     assert "check-overdue-maintenance: disabled, unchanged" in again
+
+
+@needs_beat
+@pytest.mark.django_db(transaction=True)
+def test_sync_beat_before_migrate_says_to_migrate() -> None:
+    call_command("migrate", "django_celery_beat", "zero", verbosity=0)
+    try:
+        with pytest.raises(CommandError, match=r"run manage\.py migrate first"):
+            run("maintenance_perf_sync_beat")
+    finally:
+        call_command("migrate", "django_celery_beat", verbosity=0)
 
 
 @needs_beat

@@ -31,7 +31,9 @@ class IndexUsage:
     unique: bool
     #: The constraint the index enforces (primary key, unique, exclusion).
     constraint: str | None
-    #: The foreign key column that leads the index, if any.
+    #: The foreign key column that is the index's only key column, if any: an
+    #: index such as the one Django creates for a foreign key. An index of
+    #: several columns led by one is judged by its scans like any other.
     foreign_key: str | None
 
     @property
@@ -80,9 +82,10 @@ SELECT s.relname, s.indexrelname, s.idx_scan, s.idx_tup_read,
          ORDER BY c.conname LIMIT 1),
        (SELECT a.attname FROM pg_catalog.pg_attribute a
          WHERE a.attrelid = s.relid AND a.attnum = i.indkey[0]
+           AND i.indnkeyatts = 1 AND i.indpred IS NULL
            AND EXISTS (SELECT FROM pg_catalog.pg_constraint f
                         WHERE f.contype = 'f' AND f.conrelid = s.relid
-                          AND f.conkey[1] = i.indkey[0]))
+                          AND f.conkey = ARRAY[i.indkey[0]]))
 FROM pg_catalog.pg_stat_user_indexes s
 JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid
 WHERE s.schemaname = ANY (pg_catalog.current_schemas(false))

@@ -43,6 +43,7 @@ from maintenance_perf.conf import (
     conf,
 )
 from maintenance_perf.locks import LockUnavailable, TaskLock
+from maintenance_perf.schedule import MAX_DAYS_AHEAD
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -360,10 +361,10 @@ def generate_scheduled_maintenance(
     window. Activities that already exist for a (schedule, start) pair are
     not created again, so a rerun creates nothing.
     """
-    if advance_days < 0 or batch_size < 1:
+    if not 0 <= advance_days <= MAX_DAYS_AHEAD or batch_size < 1:
         raise ValueError(
-            f"advance_days must be 0 or more and batch_size 1 or more, not "
-            f"{advance_days} and {batch_size}"
+            f"advance_days must be from 0 to {MAX_DAYS_AHEAD} and batch_size 1 or "
+            f"more, not {advance_days} and {batch_size}"
         )
     now = now or timezone.now()
     using = using or router.db_for_write(_model("activity"))
@@ -569,10 +570,10 @@ def generate_maintenance_events(
     within ``days_ahead`` days. An activity that already has a maintenance
     event gets none, so a rerun creates nothing.
     """
-    if days_ahead < 1 or batch_size < 1:
+    if not 1 <= days_ahead <= MAX_DAYS_AHEAD or batch_size < 1:
         raise ValueError(
-            f"days_ahead and batch_size must be 1 or more, not {days_ahead} and "
-            f"{batch_size}"
+            f"days_ahead must be from 1 to {MAX_DAYS_AHEAD} and batch_size 1 or "
+            f"more, not {days_ahead} and {batch_size}"
         )
     now = now or timezone.now()
     using = using or router.db_for_write(_model("event"))

@@ -45,11 +45,22 @@ TASKS: dict[str, str] = {
     "generate-maintenance-events": "maintenance_perf.generate_maintenance_events",
 }
 
-#: The keyword arguments each task takes from its entry, with their minimum.
-TASK_KWARGS: dict[str, dict[str, int]] = {
-    "generate-scheduled-maintenance": {"advance_days": 0, "batch_size": 1},
+#: The most days ahead a task plans activities or calendar events: a century,
+#: beyond any maintenance plan and far from the last date Python can hold.
+MAX_DAYS_AHEAD = 36_500
+
+#: The keyword arguments each task takes from its entry, with their least and
+#: greatest values (``None`` when there is no greatest).
+TASK_KWARGS: dict[str, dict[str, tuple[int, int | None]]] = {
+    "generate-scheduled-maintenance": {
+        "advance_days": (0, MAX_DAYS_AHEAD),
+        "batch_size": (1, None),
+    },
     "check-overdue-maintenance": {},
-    "generate-maintenance-events": {"days_ahead": 1, "batch_size": 1},
+    "generate-maintenance-events": {
+        "days_ahead": (1, MAX_DAYS_AHEAD),
+        "batch_size": (1, None),
+    },
 }
 
 #: The ``apply_async`` options an entry may set, and the type of each.
@@ -74,6 +85,14 @@ _INTERVAL = re.compile(
     r"(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?\s*$"
 )
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+#: One field of a crontab: numbers, ``*``, ranges, steps, lists, and the
+#: names of days and months.
+_CRONTAB_FIELD = re.compile(
+    r"^(?:[\d*/,-]|sun|mon|tue|wed|thu|fri|sat|jan|feb|mar|apr|may|jun|jul|aug"
+    r"|sep|oct|nov|dec)+$",
+    re.IGNORECASE,
+)
 
 
 class ScheduleError(ValueError):
@@ -122,11 +141,30 @@ def parse_schedule(value: Any) -> datetime.timedelta | crontab:
     if _is_celery_crontab(value):
         result: crontab = value
         return result
+    if _is_miscounted_crontab(value):
+        raise ScheduleError(
+            f"malformed crontab {value!r}: it has {len(value.split())} fields, "
+            f"not {len(CRONTAB_FIELDS)}",
+            crontab=True,
+        )
 
     interval = _interval(value)
     if interval <= datetime.timedelta(0):
         raise ScheduleError(f"the interval {value!r} is not positive")
     return interval
+
+
+def _is_miscounted_crontab(value: Any) -> bool:
+    """Whether ``value`` is written like a crontab, with too few or many fields.
+
+    A string of several fields, each made of what crontab fields are made of,
+    such as ``"0 3 * *"``. The unit letters of an interval such as ``"1h 30m"``
+    are not among them.
+    """
+    if not isinstance(value, str):
+        return False
+    fields = value.split()
+    return len(fields) > 1 and all(_CRONTAB_FIELD.match(field) for field in fields)
 
 
 def _interval(value: Any) -> datetime.timedelta:
@@ -315,7 +353,8 @@ def _check_schedule(where: str, value: Any) -> list[checks.CheckMessage]:
         if error.crontab:
             return [
                 _error(
-                    f"{where}['schedule'] is a {error}.",
+                    # Celery's own messages end with a full stop.
+                    f"{where}['schedule'] is a {str(error).rstrip('.')}.",
                     "Write a crontab as five fields, 'minute hour day_of_month "
                     "month_of_year day_of_week', e.g. '0 3 * * *' for 03:00 daily.",
                     33,
@@ -397,8 +436,18 @@ def _valid_option(key: str, value: Any, expected: type | tuple[type, ...]) -> bo
     return bool(value > 0 if key == "expires" else value >= 0)
 
 
-def _is_whole(value: Any, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+def accepted_values(bounds: tuple[int, int | None]) -> str:
+    """Say which whole numbers a task argument accepts, e.g. "from 0 to 36500"."""
+    least, greatest = bounds
+    return f"{least} or more" if greatest is None else f"from {least} to {greatest}"
+
+
+def is_accepted(value: Any, bounds: tuple[int, int | None]) -> bool:
+    """Whether ``value`` is a whole number within a task argument's bounds."""
+    least, greatest = bounds
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return least <= value and (greatest is None or value <= greatest)
 
 
 def _check_kwargs(name: str, where: str, kwargs: Any) -> list[checks.CheckMessage]:
@@ -428,11 +477,11 @@ def _check_kwargs(name: str, where: str, kwargs: Any) -> list[checks.CheckMessag
                     35,
                 )
             )
-        elif not _is_whole(value, allowed[key]):
+        elif not is_accepted(value, allowed[key]):
             messages.append(
                 _error(
-                    f"{where}['kwargs'][{key!r}] must be a whole number, "
-                    f"{allowed[key]} or more, not {value!r}.",
+                    f"{where}['kwargs'][{key!r}] must be a whole number "
+                    f"{accepted_values(allowed[key])}, not {value!r}.",
                     hint,
                     35,
                 )

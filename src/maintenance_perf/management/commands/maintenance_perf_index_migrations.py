@@ -64,6 +64,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *app_labels: str, **options: Any) -> None:
+        if options["dry_run"] and options["check"]:
+            raise CommandError(
+                "--dry-run and --check do not go together: use --dry-run to print "
+                "the migrations, or --check to verify the plan is applied"
+            )
         for app_label in app_labels:
             try:
                 apps.get_app_config(app_label)

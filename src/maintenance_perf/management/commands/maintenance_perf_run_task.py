@@ -8,7 +8,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from maintenance_perf.conf import conf
 from maintenance_perf.maintenance import run_task, summary
-from maintenance_perf.schedule import TASK_KWARGS, TASKS
+from maintenance_perf.schedule import (
+    TASK_KWARGS,
+    TASKS,
+    accepted_values,
+    is_accepted,
+)
 
 #: Command-line options that become task arguments, by argument name.
 ARGUMENTS = {
@@ -48,7 +53,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        names = list(TASKS) if options["all"] else options["tasks"]
+        # A task named twice runs once, where it was first named.
+        names = list(dict.fromkeys(TASKS if options["all"] else options["tasks"]))
         unknown = [name for name in names if name not in TASKS]
         if unknown or not names:
             raise CommandError(
@@ -56,10 +62,16 @@ class Command(BaseCommand):
                 + (f" (not {', '.join(unknown)})" if unknown else "")
             )
         given = {key: options[key] for key in ARGUMENTS if options[key] is not None}
-        for key in given:
+        for key, value in given.items():
             if not any(key in TASK_KWARGS[name] for name in names):
                 raise CommandError(
                     f"{ARGUMENTS[key]} applies to none of: {', '.join(names)}"
+                )
+            bounds = _bounds(key)
+            if not is_accepted(value, bounds):
+                raise CommandError(
+                    f"{ARGUMENTS[key]} must be a whole number "
+                    f"{accepted_values(bounds)}, not {value}"
                 )
 
         for name in names:
@@ -78,3 +90,8 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from error
             style = self.style.WARNING if result.skipped else self.style.SUCCESS
             self.stdout.write(style(summary(result)))
+
+
+def _bounds(key: str) -> tuple[int, int | None]:
+    """Return the values every task taking the argument accepts."""
+    return next(kwargs[key] for kwargs in TASK_KWARGS.values() if key in kwargs)

@@ -13,7 +13,8 @@ from typing import Any
 from django.apps import apps
 from django.core import checks
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.migrations.executor import MigrationExecutor
 
 from maintenance_perf.conf import conf
 from maintenance_perf.schedule import (
@@ -76,12 +77,19 @@ class Command(BaseCommand):
     # django-celery-beat has no release for Django 6.1 yet, so the Django 6.1
     # test environments cannot run what follows; the others do.
     def _write(self, dry_run: bool) -> None:  # pragma: django-celery-beat only
-        with transaction.atomic():
+        using = router.db_for_write(_beat_model("PeriodicTask"))
+        if _unapplied_migrations(using):
+            raise CommandError(
+                f"django-celery-beat's tables in database {using!r} are missing or "
+                "out of date: run manage.py migrate first"
+            )
+
+        with transaction.atomic(using=using):
             for name, entry in conf.beat.items():
                 outcome = self._sync(name, entry, dry_run)
                 self.stdout.write(f"{name}: {outcome}")
             if dry_run:
-                transaction.set_rollback(True)
+                transaction.set_rollback(True, using=using)
 
     def _sync(  # pragma: django-celery-beat only
         self, name: str, entry: dict[str, Any], dry_run: bool
@@ -125,6 +133,15 @@ class Command(BaseCommand):
         # Saving also tells a running DatabaseScheduler to reload.
         existing.save()
         return f"updated, {described}" + (" (dry run)" if dry_run else "")
+
+
+def _unapplied_migrations(  # pragma: django-celery-beat only
+    using: str,
+) -> list[Any]:
+    executor = MigrationExecutor(connections[using])
+    return executor.migration_plan(
+        executor.loader.graph.leaf_nodes("django_celery_beat")
+    )
 
 
 def _beat_model(name: str) -> Any:  # pragma: django-celery-beat only
