@@ -135,6 +135,7 @@ def test_check_command_fails_on_a_bad_setting() -> None:
         ("LOCK_TIMEOUT", 2.5, "E012"),
         ("STAMPEDE_WAIT", -1, "E013"),
         ("STAMPEDE_WAIT", True, "E013"),
+        ("STAMPEDE_WAIT", float("inf"), "E013"),
         ("OUTAGE_RETRY_INTERVAL", 0, "E014"),
     ],
 )

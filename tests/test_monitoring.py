@@ -6,6 +6,8 @@ import io
 import json
 
 import pytest
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
@@ -17,6 +19,9 @@ from django.utils import timezone
 from core.models import Location
 from equipment.models import Equipment
 from maintenance_perf import monitoring
+from maintenance_perf.management.commands import (
+    maintenance_perf_report as report_command,
+)
 from maintenance_perf.monitoring import (
     PRELOAD_HINT,
     Statement,
@@ -30,6 +35,7 @@ from maintenance_perf.monitoring import (
     measure_url,
     not_created,
     query_shape,
+    shown_query,
     time_columns,
     top_statements,
     unavailable_from_error,
@@ -76,6 +82,10 @@ def location_names_one_by_one() -> list[str]:
         ),
         (
             "INSERT INTO t (a, b) VALUES (%s, %s), (%s, %s), (%s, %s)",
+            "INSERT INTO t (a, b) VALUES (?, ?), ...",
+        ),
+        (
+            "INSERT INTO t (a,b) VALUES (1,'a'),(2,'b') ,( 3 , 'c')",
             "INSERT INTO t (a, b) VALUES (?, ?), ...",
         ),
     ],
@@ -500,7 +510,10 @@ def test_index_summary_names_a_missing_planned_index() -> None:
 
 # --- the report command -----------------------------------------------------
 
-urlpatterns = [path("gone/", lambda request: HttpResponseNotFound())]
+urlpatterns = [
+    path("gone/", lambda request: HttpResponseNotFound()),
+    path("old/", lambda request: redirect_to_login("/old/")),
+]
 
 
 def report(*args: str) -> str:
@@ -633,9 +646,65 @@ def test_report_bad_arguments_say_how_to_fix_them(
 
 
 @pytest.mark.django_db
-def test_report_host_the_settings_reject() -> None:
-    with pytest.raises(CommandError, match="pass --host with a host it allows"):
+def test_report_host_the_settings_reject(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(CommandError) as error:
         report("/", "--host", "evil.example", "--runs", "1")
+
+    assert str(error.value) == (
+        "ALLOWED_HOSTS does not accept the host 'evil.example'; pass --host with "
+        "one it accepts ('localhost', '127.0.0.1', 'testserver')."
+    )
+    # Refused before any request, so Django logged no DisallowedHost.
+    assert [r for r in caplog.records if r.name.startswith("django")] == []
+
+
+@pytest.mark.django_db
+def test_report_host_with_debug_and_no_allowed_hosts() -> None:
+    with override_settings(DEBUG=True, ALLOWED_HOSTS=[]):
+        output = report("/", "--host", "localhost:8000", "--runs", "1", "--top", "0")
+    with (
+        override_settings(DEBUG=False, ALLOWED_HOSTS=[]),
+        pytest.raises(CommandError, match="none is set"),
+    ):
+        report("/", "--host", "localhost", "--runs", "1")
+
+    assert "/  " in output or " / " in output
+
+
+@pytest.mark.django_db
+@override_settings(ROOT_URLCONF=__name__)
+def test_report_page_that_redirects() -> None:
+    with pytest.raises(CommandError) as error:
+        report("/old/", "--runs", "1")
+
+    assert str(error.value).startswith(
+        "/old/ answered 302, a redirect to /accounts/login/?next=/old/: "
+    )
+
+
+@pytest.mark.django_db
+def test_report_database_django_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
+
+    monkeypatch.setattr(report_command, "index_summary", refuse)
+
+    with pytest.raises(CommandError) as error:
+        report("--top", "0")
+
+    assert str(error.value) == (
+        "Could not read database 'default' (Pooling doesn't support persistent "
+        "connections.); manage.py optimize_performance --database default says "
+        "what is wrong with its settings."
+    )
+
+
+def test_shown_query_explains_a_hidden_statement() -> None:
+    hidden = shown_query("<insufficient privilege>")
+
+    assert "pg_read_all_stats" in hidden
+    assert shown_query(None) == hidden
+    assert shown_query("SELECT 1") == "SELECT 1"
 
 
 @pytest.mark.django_db

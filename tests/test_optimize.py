@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from celery.schedules import schedule
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 from django.test import override_settings
@@ -395,6 +396,23 @@ def test_index_findings_database_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert ids(findings) == ["indexes.not-checked"]
     assert "connection refused" in findings[0].why
+
+
+@pytest.mark.django_db
+def test_index_findings_settings_django_refuses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object) -> str:
+        raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
+
+    monkeypatch.setattr(advice, "database_index_status", refuse)
+
+    findings = index_findings()
+
+    assert ids(findings) == ["indexes.not-checked"]
+    assert findings[0].why.startswith(
+        "Could not read its indexes: Pooling doesn't support persistent connections."
+    )
 
 
 # --- dashboards -------------------------------------------------------------

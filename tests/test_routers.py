@@ -263,6 +263,18 @@ def test_check_replica_router_without_setting(setting: object) -> None:
 
 
 @override_settings(
+    MAINTENANCE_PERF={"READ_REPLICA": "default"},
+    DATABASE_ROUTERS=[ROUTER_PATH],
+    MIDDLEWARE=[MIDDLEWARE_PATH, *settings.MIDDLEWARE],
+)
+def test_check_replica_setting_naming_the_primary() -> None:
+    messages = check_settings()
+
+    assert ids(messages) == ["maintenance_perf.W043"]
+    assert "the primary itself" in messages[0].msg
+
+
+@override_settings(
     MAINTENANCE_PERF={"READ_REPLICA": "replica"},
     MIDDLEWARE=["no.such.Middleware", *settings.MIDDLEWARE],
 )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import django
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.urls import URLResolver, get_resolver
 
@@ -414,8 +415,10 @@ def index_findings(using: str = DEFAULT_DB_ALIAS) -> list[Finding]:
             for planned in plan.indexes
             if planned.table in tables
         ]
-    except DatabaseError as error:
-        return [_not_checked(using, f"The database answered {error}.")]
+    except (DatabaseError, ImproperlyConfigured) as error:
+        # ImproperlyConfigured: Django refuses the connection's settings (a
+        # pool with CONN_MAX_AGE, say); database_findings says why.
+        return [_not_checked(using, f"Could not read its indexes: {error}.")]
 
     findings = []
     if absent:

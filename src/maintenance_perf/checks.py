@@ -6,6 +6,7 @@ hint and never raised, so ``manage.py check`` lists every problem at once.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +213,7 @@ def _check_cache_tuning(user_settings: dict[str, Any]) -> list[checks.CheckMessa
             isinstance(value, (int, float))
             and not isinstance(value, bool)
             and (isinstance(value, int) or not whole)
+            and math.isfinite(value)
             and value >= smallest
             and (largest is None or value <= largest)
         )

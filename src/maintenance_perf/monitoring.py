@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.http.response import HttpResponseBase
     from django.test import Client
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _IN_LIST = re.compile(r"\bIN\s*\(\s*\?(?:\s*,\s*\?)*\s*\)", re.IGNORECASE)
-_VALUES_LIST = re.compile(r"(\(\?(?:, \?)*\))(?:\s*,\s*\1)+")
+_VALUES_LIST = re.compile(r"(\(\?(?:, \?)*\))(?:, \1)+")
 _SPACE = re.compile(r"\s+")
+_COMMA = re.compile(r"\s*,\s*")
+_INNER_SPACE = re.compile(r"(?<=\()\s+|\s+(?=\))")
 
 
 def query_shape(sql: str) -> str:
@@ -63,6 +66,8 @@ def query_shape(sql: str) -> str:
         return match.group() if match.group("identifier") else "?"
 
     shape = _TOKEN.sub(replace, _SPACE.sub(" ", sql.strip()))
+    # Hand-written SQL spaces its commas as it likes; one way gives one shape.
+    shape = _INNER_SPACE.sub("", _COMMA.sub(", ", shape))
     shape = _IN_LIST.sub("IN (...)", shape)
     return _VALUES_LIST.sub(r"\1, ...", shape)
 
@@ -245,6 +250,8 @@ class PageMeasurement:
     cold_shapes: list[QueryShape]
     #: The dashboard cache counters these requests added, per dashboard.
     cache_counters: dict[str, dict[str, int]]
+    #: Where the page redirects to, for a 3xx answer; empty otherwise.
+    location: str = ""
 
     @property
     def cold_ms(self) -> float:
@@ -294,27 +301,28 @@ def measure_url(
     client = client or Client(HTTP_HOST=allowed_host())
     before = counters.all()
 
-    def request() -> tuple[PageRun, int, QueryCount]:
+    def request() -> tuple[PageRun, HttpResponseBase, QueryCount]:
         with count_queries() as counted:
             started = time.perf_counter()
             response = client.get(path)
             elapsed_ms = (time.perf_counter() - started) * 1000
-        return PageRun(elapsed_ms, counted.count), response.status_code, counted
+        return PageRun(elapsed_ms, counted.count), response, counted
 
     cold = []
     for _ in range(runs):
         invalidate_all_dashboards()
-        run, status_code, counted = request()
+        run, response, counted = request()
         cold.append(run)
     warm = [request()[0] for _ in range(runs)]
 
     return PageMeasurement(
         path,
-        status_code,
+        response.status_code,
         cold,
         warm,
         counted.shapes(),
         _counter_changes(before, counters.all()),
+        response.get("Location", ""),
     )
 
 
@@ -379,6 +387,10 @@ def time_columns(columns: Iterable[str]) -> tuple[str, str] | None:
         if {total, mean} <= present:
             return total, mean
     return None
+
+
+#: What pg_stat_statements shows instead of another user's statement.
+HIDDEN_QUERY = "<insufficient privilege>"
 
 
 def unavailable_from_error(error: DatabaseError, alias: str) -> Unavailable:
@@ -512,9 +524,21 @@ def _read_statements(  # pragma: postgresql only
         [limit],
     )
     return [
-        Statement(query, int(calls), float(total_ms), float(mean_ms), int(rows))
+        Statement(
+            shown_query(query), int(calls), float(total_ms), float(mean_ms), int(rows)
+        )
         for query, calls, total_ms, mean_ms, rows in cursor.fetchall()
     ]
+
+
+def shown_query(query: str | None) -> str:
+    """Return a statement's text, saying why and what to do where it is hidden."""
+    if query is None or query == HIDDEN_QUERY:
+        return (
+            "<another user's statement, hidden: grant this database user the "
+            "pg_read_all_stats role to see it>"
+        )
+    return query
 
 
 # --- index usage ------------------------------------------------------------

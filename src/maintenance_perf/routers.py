@@ -208,6 +208,15 @@ def check_replica_settings(user_settings: dict[str, Any]) -> list[checks.CheckMe
         ]
 
     messages: list[checks.CheckMessage] = []
+    if alias == DEFAULT_DB_ALIAS:
+        messages.append(
+            _warning(
+                f"{where} is {alias!r}, the primary itself: the router sends "
+                "dashboard reads where they would go anyway.",
+                f"Set {where} to the alias of a replica, or remove it.",
+                43,
+            )
+        )
     if not _router_installed():
         messages.append(
             _warning(

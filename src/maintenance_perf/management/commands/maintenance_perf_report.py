@@ -7,8 +7,11 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.http.request import split_domain_port, validate_host
 from django.test import Client
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
@@ -93,20 +96,27 @@ class Command(BaseCommand):
         if options["top"] < 0:
             raise CommandError("--top must be 0 or more; --top 0 shows none.")
         paths = [_path(target) for target in options["targets"]]
+        host = options["host"] or allowed_host()
+        _check_host(host)
 
-        client = Client(
-            HTTP_HOST=options["host"] or allowed_host(), raise_request_exception=False
-        )
+        client = Client(HTTP_HOST=host, raise_request_exception=False)
         pages = [measure_url(path, options["runs"], client) for path in paths]
         for page in pages:
             _check_status(page, options["host"])
         dashboards = counters.all()
-        statements = (
-            top_statements(options["database"], options["top"])
-            if options["top"]
-            else []
-        )
-        indexes = index_summary(options["database"])
+        try:
+            statements = (
+                top_statements(options["database"], options["top"])
+                if options["top"]
+                else []
+            )
+            indexes = index_summary(options["database"])
+        except (DatabaseError, ImproperlyConfigured) as error:
+            raise CommandError(
+                f"Could not read database {options['database']!r} ({error}); "
+                f"manage.py optimize_performance --database {options['database']} "
+                "says what is wrong with its settings."
+            ) from error
 
         if options["json"]:
             report = _json(options["runs"], pages, dashboards, statements, indexes)
@@ -252,7 +262,27 @@ def _path(target: str) -> str:
         ) from None
 
 
+def _check_host(host: str) -> None:
+    # A host ALLOWED_HOSTS rejects would only show as 400 answers, after
+    # Django logged a traceback for each request.
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    if not validate_host(split_domain_port(host)[0], allowed):
+        raise CommandError(
+            f"ALLOWED_HOSTS does not accept the host {host!r}; pass --host with "
+            f"one it accepts ({', '.join(map(repr, allowed)) or 'none is set'})."
+        )
+
+
 def _check_status(page: PageMeasurement, host: str | None) -> None:
+    if 300 <= page.status_code < 400:
+        raise CommandError(
+            f"{page.path} answered {page.status_code}, a redirect to "
+            f"{page.location or 'nowhere'}: the figures would be the redirect's. "
+            "Give the path it leads to; a page that redirects to a login page "
+            "needs a login, which the report does not have."
+        )
     if page.status_code == 400:
         raise CommandError(
             f"{page.path} answered 400 Bad Request, most often a Host header "
