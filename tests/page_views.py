@@ -31,7 +31,12 @@ SOURCES = {
     "<b>{{ total }}</b><i>{{ csrf_token|upper }}</i>{% endblock %}",
     "locale.html": '{% extends "base.html" %}{% load i18n tz %}{% block content %}'
     "{% get_current_language as language %}{% get_current_timezone as zone %}"
-    "<b>{{ total }}</b><i>{{ language }} {{ zone }}</i>{% endblock %}",
+    "<b>{{ total }}</b><i>{{ language }} {{ zone }}</i>"
+    "{% autoescape off %}<s>{{ dashboard_cache.status }}</s>{% endautoescape %}"
+    "{% endblock %}",
+    "owner.html": '{% extends "base.html" %}{% block content %}'
+    "<b>{{ total }}</b><p>Hello {{ user.username }} from {{ view.name }}</p>"
+    "{% endblock %}",
     "greeting.html": '{% extends "base.html" %}{% block content %}'
     "<b>{{ total }}</b><p>Hello {{ user.username|default:'guest' }}</p>"
     "{% endblock %}",
@@ -120,11 +125,12 @@ class FormDashboard(PageDashboard):
 class OwnerDashboard(PageDashboard):
     """Puts a ``user`` of its own in the context: the site's owner."""
 
-    template_name = "greeting.html"
+    template_name = "owner.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["user"] = {"username": "owner"}
+        context["view"] = {"name": "the owner view"}
         return context
 
 

@@ -727,6 +727,18 @@ def test_report_names_a_missing_planned_index() -> None:
 
 @pytest.mark.postgres
 @pytest.mark.django_db
+def test_report_names_an_index_never_scanned(postgresql: None) -> None:
+    # A new index has no scans yet, whatever the other tests scanned.
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE INDEX mperf_never_scanned ON core_location (code)")
+
+    text = report("--top", "0")
+
+    assert "  never scanned: core_location.mperf_never_scanned\n" in text
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
 def test_report_names_an_invalid_index(postgresql: None) -> None:
     # What a failed concurrent build leaves, set in the catalog within the test.
     with connection.cursor() as cursor:

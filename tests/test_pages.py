@@ -203,6 +203,8 @@ def test_page_is_kept_per_language_and_time_zone(client: Client) -> None:
     shown = [re.search(r"<i>(.*?)</i>", html).group(1) for html in pages]  # type: ignore[union-attr]
     assert shown == [f"{language} {zone}" for language, zone in visits]
     assert [footer(html) for html in pages] == ["miss", "miss", "miss", "hit"]
+    # Printed without escaping, the status is live all the same.
+    assert "<s>hit</s>" in pages[3]
 
 
 def test_page_is_rendered_when_another_method_calls_get() -> None:
@@ -273,7 +275,10 @@ def test_page_context_of_the_view_wins_over_the_context_processors() -> None:
 
     pages = [load(client, "/owner/") for client in clients]
 
-    assert ["Hello owner" in html for html in pages] == [True, True]
+    assert ["Hello owner from the owner view" in html for html in pages] == [
+        True,
+        True,
+    ]
     assert [footer(html) for html in pages] == ["miss", "hit"]
 
 

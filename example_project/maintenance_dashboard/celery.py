@@ -12,6 +12,7 @@ worker`` and ``celery -A maintenance_dashboard beat``. The broker is
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
 
@@ -21,5 +22,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maintenance_dashboard.settings"
 
 app = Celery("maintenance_dashboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.beat_schedule = beat_schedule()
 app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def set_beat_schedule(sender: Celery, **kwargs: Any) -> None:
+    # Read once Celery loads its configuration, not when this module is
+    # imported: a settings module that imports this project's settings (the
+    # tests' does) would otherwise be read before it is complete.
+    sender.conf.beat_schedule = beat_schedule()
