@@ -41,7 +41,6 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from dashboard.middleware import QueryCounter  # noqa: E402
 from events.models import CalendarEvent  # noqa: E402
 from maintenance.models import MaintenanceActivity, MaintenanceSchedule  # noqa: E402
 from maintenance_perf.maintenance import (  # noqa: E402
@@ -52,6 +51,7 @@ from maintenance_perf.maintenance import (  # noqa: E402
     generate_scheduled_maintenance,
     occurrences,
 )
+from maintenance_perf.monitoring import count_queries  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -151,10 +151,6 @@ def loop_events(now: datetime.datetime) -> int:
 # --- measuring ----------------------------------------------------------------
 
 
-# The example's counter sees every statement, savepoints included.
-StatementCounter = QueryCounter
-
-
 def measure(
     work: Callable[[], Any], repeat: int, before: Callable[[], Any] | None
 ) -> tuple[float, int, Any]:
@@ -163,17 +159,19 @@ def measure(
     ``before`` runs first, untimed, in the same rolled-back transaction.
     """
     times = []
+    statements = 0
     for _ in range(repeat):
-        counter = StatementCounter()
         with transaction.atomic():
             if before is not None:
                 before()
-            with connection.execute_wrapper(counter):
+            # Every statement counts, savepoints included.
+            with count_queries(connection.alias) as counted:
                 started = time.perf_counter()
                 result = work()
                 times.append(time.perf_counter() - started)
+            statements = counted.count
             transaction.set_rollback(True)
-    return statistics.median(times), counter.count, result
+    return statistics.median(times), statements, result
 
 
 def written(result: Any) -> int:

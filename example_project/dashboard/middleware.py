@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import connections
+
+from maintenance_perf.monitoring import count_queries
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,35 +28,14 @@ class QueryStatsMiddleware:
         if not settings.DEBUG:
             return self.get_response(request)
 
-        counter = QueryCounter()
         started = time.perf_counter()
-        with ExitStack() as stack:
-            for alias in connections:
-                stack.enter_context(connections[alias].execute_wrapper(counter))
+        with count_queries() as counted:
             response = self.get_response(request)
         elapsed_ms = (time.perf_counter() - started) * 1000
 
         if response.get("Content-Type", "").startswith("text/html") and not getattr(
             response, "streaming", False
         ):
-            stats = f"{counter.count} SQL queries, {elapsed_ms:.0f} ms".encode()
+            stats = f"{counted.count} SQL queries, {elapsed_ms:.0f} ms".encode()
             response.content = response.content.replace(MARKER, stats)
         return response
-
-
-class QueryCounter:
-    """An ``execute_wrapper`` that counts the statements it sees."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(
-        self,
-        execute: Callable[..., Any],
-        sql: str,
-        params: Any,
-        many: bool,
-        context: Any,
-    ) -> Any:
-        self.count += 1
-        return execute(sql, params, many, context)

@@ -16,6 +16,7 @@ from maintenance_perf.index_report import (
     postgresql_statistics_age,
 )
 from maintenance_perf.indexes import build_plan, database_index_status, mapped_models
+from maintenance_perf.management.tables import table_lines
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -152,16 +153,8 @@ class Command(BaseCommand):
                 )
 
     def _table(self, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-        widths = [
-            max(len(row[column]) for row in [header, *rows])
-            for column in range(len(header))
-        ]
-        for row in [header, *rows]:
-            cells = [
-                cell.rjust(width) if cell[:1].isdigit() else cell.ljust(width)
-                for cell, width in zip(row, widths, strict=True)
-            ]
-            self.stdout.write("  ".join(cells).rstrip())
+        for line in table_lines(header, rows):
+            self.stdout.write(line)
 
 
 def age_sentence(

@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from maintenance_perf.cache import counters
+from maintenance_perf.management.tables import table_lines
 from maintenance_perf.monitoring import (
     IndexSummary,
     PageMeasurement,
@@ -230,16 +231,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  not present and valid: {problem}")
 
     def _table(self, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-        widths = [
-            max(len(row[column]) for row in [header, *rows])
-            for column in range(len(header))
-        ]
-        for row in [header, *rows]:
-            cells = [
-                cell.rjust(width) if cell[:1].isdigit() else cell.ljust(width)
-                for cell, width in zip(row, widths, strict=True)
-            ]
-            self.stdout.write("  " + "  ".join(cells).rstrip())
+        for line in table_lines(header, rows, indent="  "):
+            self.stdout.write(line)
 
 
 def _path(target: str) -> str:
