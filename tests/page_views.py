@@ -28,7 +28,13 @@ SOURCES = {
     "<b>{{ total }}</b><form>{% csrf_token %}</form>"
     "<script>const token = '{{ csrf_token|escapejs }}';</script>{% endblock %}",
     "shouting.html": '{% extends "base.html" %}{% block content %}'
-    "<b>{{ total }}</b><i>{{ csrf_token|upper }}</i>{% endblock %}",
+    "<b>{{ total }}</b><i>{{ csrf_token|upper }}</i><form>{% csrf_token %}</form>"
+    "<u>{{ dashboard_cache.status|title }}</u>{% endblock %}",
+    "perms.html": '{% extends "base.html" %}{% block content %}'
+    "<b>{{ total }}</b><p>{{ user.username }}</p>"
+    "{% if perms.auth.view_group %}<em>Group admin</em>{% endif %}{% endblock %}",
+    "sliced.html": '{% extends "base.html" %}{% block content %}'
+    '<b>{{ total }}</b><i>{{ csrf_token|slice:":12" }}</i>{% endblock %}',
     "locale.html": '{% extends "base.html" %}{% load i18n tz %}{% block content %}'
     "{% get_current_language as language %}{% get_current_timezone as zone %}"
     "<b>{{ total }}</b><i>{{ language }} {{ zone }}</i>"
@@ -157,6 +163,8 @@ urlpatterns = [
     path("form/", PageDashboard.as_view(template_name="form.html")),
     path("greeting/", PageDashboard.as_view(template_name="greeting.html")),
     path("shouting/", PageDashboard.as_view(template_name="shouting.html")),
+    path("sliced/", PageDashboard.as_view(template_name="sliced.html")),
+    path("perms/", PageDashboard.as_view(template_name="perms.html")),
     path("locale/", PageDashboard.as_view(template_name="locale.html")),
     path("query/", PageDashboard.as_view(template_name="query.html")),
     path("messages/", PageDashboard.as_view(template_name="messages.html")),

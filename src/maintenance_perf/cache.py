@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from django.apps import apps
+from django.conf import settings
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, models, transaction
 
@@ -268,10 +269,23 @@ def resolve_label(ref: ModelRef) -> str:
     return str(apps.get_model(ref)._meta.label)
 
 
+def user_labels() -> list[str]:
+    """Return the models a user's name and permissions come from.
+
+    A cached page that reads ``user`` or ``perms`` is valid only while none
+    of them changed (see :func:`get_page`).
+    """
+    if not apps.is_installed("django.contrib.auth"):
+        return []
+    user_model = apps.get_model(settings.AUTH_USER_MODEL)._meta.label
+    return sorted({user_model, "auth.Group", "auth.Permission"})
+
+
 def watched_labels() -> set[str]:
     """Return the labels whose writes invalidate dashboards automatically."""
     labels = {label for label in conf.models.values() if label}
     labels.update(conf.watch)
+    labels.update(user_labels())
     return labels
 
 
@@ -436,13 +450,7 @@ def _look_up(key: str, version_keys: Sequence[str], token: str) -> _Lookup:
 
     def look_up(cache: BaseCache) -> _Lookup:
         found = cache.get_many([key, *version_keys])
-        missing = [k for k in version_keys if found.get(k) is None]
-        for version in missing:
-            # First use or eviction: start from a random value; add() keeps a
-            # version another process set meanwhile.
-            cache.add(version, _random_version(), None)
-        if missing:
-            found.update(cache.get_many(missing))
+        _start_missing_versions(cache, version_keys, found)
 
         entry = found.get(key)
         entry = entry if isinstance(entry, _Entry) else None
@@ -453,6 +461,34 @@ def _look_up(key: str, version_keys: Sequence[str], token: str) -> _Lookup:
 
     lookup: _Lookup = _call(look_up)
     return lookup
+
+
+def _start_missing_versions(
+    cache: BaseCache, version_keys: Sequence[str], found: dict[str, Any]
+) -> None:
+    missing = [k for k in version_keys if found.get(k) is None]
+    for version in missing:
+        # First use or eviction: start from a random value; add() keeps a
+        # version another process set meanwhile.
+        cache.add(version, _random_version(), None)
+    if missing:
+        found.update(cache.get_many(missing))
+
+
+def current_versions(labels: Sequence[str]) -> tuple[Any, ...]:
+    """Return the cache versions of these model labels, starting missing ones.
+
+    Raises :class:`CacheUnavailable` when the cache fails or rests.
+    """
+    keys = [version_key(label) for label in labels]
+
+    def read(cache: BaseCache) -> tuple[Any, ...]:
+        found = cache.get_many(keys)
+        _start_missing_versions(cache, keys, found)
+        return tuple(found.get(k) for k in keys)
+
+    versions: tuple[Any, ...] = _call(read)
+    return versions
 
 
 def _release(cache: BaseCache, lock_key: str, token: str) -> None:
@@ -611,24 +647,36 @@ def page_key(dashboard: str, scope: Any, template: str, user: Any) -> str:
 
 
 def get_page(
-    dashboard: str, scope: Any, watch: Iterable[ModelRef], key: str
+    dashboard: str,
+    scope: Any,
+    watch: Iterable[ModelRef],
+    key: str,
+    reads_user: bool = False,
 ) -> Page | None:
     """Return a dashboard's cached page if the data it shows is still fresh.
 
     One ``get_many`` reads the page, the data entry and the current versions;
-    the data itself is not unpickled. A page counts as a hit; anything else
-    returns None and counts nothing, and the caller goes the usual way.
-    Raises :class:`CacheUnavailable` when the cache fails or rests.
+    the data itself is not unpickled. A page that ``reads_user`` must also
+    have been rendered at the current versions of :func:`user_labels`, so a
+    changed name, group or permission shows on the next load. A page counts
+    as a hit; anything else returns None and counts nothing, and the caller
+    goes the usual way. Raises :class:`CacheUnavailable` when the cache fails
+    or rests.
     """
     version_keys = _version_keys(watch)
+    user_keys = [version_key(label) for label in user_labels()] if reads_user else []
     data_key = entry_key(dashboard, scope)
-    found = _call(lambda cache: cache.get_many([key, data_key, *version_keys]))
+    found = _call(
+        lambda cache: cache.get_many([key, data_key, *version_keys, *user_keys])
+    )
 
     page, entry = found.get(key), found.get(data_key)
     versions = tuple(found.get(k) for k in version_keys)
     if not (isinstance(page, Page) and isinstance(entry, _Entry)):
         return None
     if page.token != entry.token or not entry.is_fresh(versions):
+        return None
+    if reads_user and page.user_versions != tuple(found.get(k) for k in user_keys):
         return None
     counters.add(dashboard, "hits")
     return page

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -29,7 +30,7 @@ from django.template.loader_tags import ExtendsNode, IncludeNode
 from django.utils.functional import SimpleLazyObject
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Iterable
 
     from django.http import HttpRequest
 
@@ -51,13 +52,38 @@ class Page:
     status_marker: bytes
     csrf_marker: bytes
     shows_messages: bool
+    #: The versions of the user models when a page that reads the user was
+    #: rendered; empty for other pages.
+    user_versions: tuple[Any, ...] = ()
+
+    #: Whether a filter changed the case of a marker (``upper``, ``title``):
+    #: then the markers are found whatever their case.
+    any_case: bool = False
 
     def serve(self, csrf_token: Callable[[], str], status: str) -> bytes:
         """Return the page for one request: its own CSRF token and cache status."""
-        content = self.content.replace(self.status_marker, status.encode())
+        values = {self.status_marker: status.encode()}
         if self.csrf_marker:
-            content = content.replace(self.csrf_marker, csrf_token().encode())
-        return content
+            values[self.csrf_marker] = csrf_token().encode()
+        if not self.any_case:
+            content = self.content
+            for marker, value in values.items():
+                content = content.replace(marker, value)
+            return content
+
+        lowered = {marker.lower(): value for marker, value in values.items()}
+        return _any_case(values).sub(
+            lambda match: lowered[match.group().lower()], self.content
+        )
+
+
+def _any_case(markers: Iterable[bytes]) -> re.Pattern[bytes]:
+    return re.compile(b"|".join(re.escape(marker) for marker in markers), re.I)
+
+
+def markers_found(content: bytes, marker: bytes) -> tuple[int, int]:
+    """Count a marker in a page as written, and whatever its case."""
+    return content.count(marker), len(_any_case([marker]).findall(content))
 
 
 class LiveText(str):

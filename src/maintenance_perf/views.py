@@ -25,16 +25,19 @@ from maintenance_perf.cache import (
     CacheResult,
     CacheUnavailable,
     ModelRef,
+    current_versions,
     get_or_compute,
     get_page,
     page_key,
     set_page,
+    user_labels,
 )
 from maintenance_perf.pages import (
     LiveText,
     Page,
     PageRecorder,
     log_once,
+    markers_found,
     template_identity,
 )
 
@@ -199,9 +202,12 @@ class CachedDashboardMixin:
         identity, _ = template
 
         name = self.get_cache_name()
-        key = self._page_key(identity, _reads_user(name, identity))
+        reads_user = _reads_user(name, identity)
+        key = self._page_key(identity, reads_user)
         try:
-            page = get_page(name, self.get_cache_parts(), self.watch_models, key)
+            page = get_page(
+                name, self.get_cache_parts(), self.watch_models, key, reads_user
+            )
         except CacheUnavailable as failure:
             self._cache_failure = failure
             return None
@@ -222,6 +228,12 @@ class CachedDashboardMixin:
             return render(context, **response_kwargs)  # type: ignore[no-any-return]
 
         identity, processors = template
+        try:
+            # Read before the render reads the user's name and permissions, so
+            # a change made meanwhile makes the stored page outdated at once.
+            user_versions = current_versions(user_labels())
+        except CacheUnavailable:
+            return render(context, **response_kwargs)  # type: ignore[no-any-return]
         recorder = PageRecorder()
         watched = recorder.live_context(
             self.request, processors, self.cache_page_stable_context, self
@@ -237,7 +249,9 @@ class CachedDashboardMixin:
         )
         response: TemplateResponse = render(page_context, **response_kwargs)
         response.add_post_render_callback(
-            functools.partial(self._store_page, recorder, result, identity)
+            functools.partial(
+                self._store_page, recorder, result, identity, user_versions
+            )
         )
         return response
 
@@ -246,24 +260,33 @@ class CachedDashboardMixin:
         recorder: PageRecorder,
         result: CacheResult,
         identity: str,
+        user_versions: tuple[Any, ...],
         response: HttpResponse,
     ) -> None:
         name = self.get_cache_name()
+        content = response.content
+        status_marker = recorder.status_marker.encode()
+        csrf_marker = recorder.csrf_marker.encode() if recorder.read_csrf else b""
+        counts = [markers_found(content, status_marker)]
+        if csrf_marker:
+            counts.append(markers_found(content, csrf_marker))
         page = Page(
             token=result.token,
-            content=response.content,
+            content=content,
             content_type=response["Content-Type"],
-            status_marker=recorder.status_marker.encode(),
-            csrf_marker=recorder.csrf_marker.encode() if recorder.read_csrf else b"",
+            status_marker=status_marker,
+            csrf_marker=csrf_marker,
             shows_messages=recorder.read_messages,
+            user_versions=user_versions if recorder.reads_user else (),
+            any_case=any(exact != any_case for exact, any_case in counts),
         )
         response.content = page.serve(lambda: get_token(self.request), result.status)
         if response.status_code != 200:
             return
 
-        if recorder.read_csrf and recorder.csrf_marker.encode() not in page.content:
-            # This response shows the changed marker: a filter such as upper
-            # turned it into text no serve can find again.
+        if csrf_marker and counts[-1][1] == 0:
+            # A filter such as slice made the marker into text no serve can
+            # find again; this response shows what it made of it.
             _plain_pages.add((name, identity))
             log_once(
                 (name, identity),

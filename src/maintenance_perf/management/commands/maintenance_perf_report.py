@@ -276,12 +276,6 @@ def _check_status(page: PageMeasurement, host: str | None) -> None:
             "Give the path it leads to; a page that redirects to a login page "
             "needs a login, which the report does not have."
         )
-    if page.status_code == 400:
-        raise CommandError(
-            f"{page.path} answered 400 Bad Request, most often a Host header "
-            f"that ALLOWED_HOSTS rejects ({host or allowed_host()!r}); pass "
-            "--host with a host it allows."
-        )
     if page.status_code >= 400:
         raise CommandError(
             f"{page.path} answered {page.status_code}; the report requests pages "
