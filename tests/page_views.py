@@ -35,9 +35,8 @@ SOURCES = {
     "{% if perms.auth.view_group %}<em>Group admin</em>{% endif %}{% endblock %}",
     "sliced.html": '{% extends "base.html" %}{% block content %}'
     '<b>{{ total }}</b><i>{{ csrf_token|slice:":12" }}</i>{% endblock %}',
-    "locale.html": '{% extends "base.html" %}{% load i18n tz %}{% block content %}'
-    "{% get_current_language as language %}{% get_current_timezone as zone %}"
-    "<b>{{ total }}</b><i>{{ language }} {{ zone }}</i>"
+    "locale.html": '{% extends "base.html" %}{% block content %}'
+    "<b>{{ total }}</b><i>{{ LANGUAGE_CODE }} {{ TIME_ZONE }}</i>"
     "{% autoescape off %}<s>{{ dashboard_cache.status }}</s>{% endautoescape %}"
     "{% endblock %}",
     "owner.html": '{% extends "base.html" %}{% block content %}'
@@ -69,6 +68,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tests.page_views.site_name",
+                "django.template.context_processors.i18n",
+                "django.template.context_processors.tz",
             ],
         },
     },

@@ -136,6 +136,11 @@ def test_check_command_fails_on_a_bad_setting() -> None:
         ("STAMPEDE_WAIT", -1, "E013"),
         ("STAMPEDE_WAIT", True, "E013"),
         ("STAMPEDE_WAIT", float("inf"), "E013"),
+        ("STAMPEDE_WAIT", 1e300, "E013"),
+        ("LOCK_TIMEOUT", 10**400, "E012"),
+        ("OUTAGE_RETRY_INTERVAL", 3601, "E014"),
+        ("DASHBOARD_TIMEOUT", 10**400, "E004"),
+        ("DASHBOARD_TIMEOUT", 365 * 24 * 3600 + 1, "E004"),
         ("OUTAGE_RETRY_INTERVAL", 0, "E014"),
     ],
 )

@@ -683,6 +683,20 @@ def test_report_page_that_redirects() -> None:
 
 
 @pytest.mark.django_db
+def test_report_database_django_refuses_before_any_page(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse() -> None:
+        raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
+
+    monkeypatch.setattr(connection, "ensure_connection", refuse)
+
+    with pytest.raises(CommandError, match=r"^Could not read database 'default'"):
+        report("/", "--runs", "1")
+    assert [r for r in caplog.records if r.name == "django.request"] == []
+
+
+@pytest.mark.django_db
 def test_report_database_django_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object) -> None:
         raise ImproperlyConfigured("Pooling doesn't support persistent connections.")

@@ -6,7 +6,6 @@ hint and never raised, so ``manage.py check`` lists every problem at once.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -98,11 +97,16 @@ def _check_cache_alias(user_settings: dict[str, Any]) -> list[checks.CheckMessag
 
 def _check_timeout(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
     timeout = user_settings.get("DASHBOARD_TIMEOUT", DEFAULTS["DASHBOARD_TIMEOUT"])
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int)
+        or not 0 <= timeout <= MAX_DASHBOARD_TIMEOUT
+    ):
         return [
             _error(
                 f"{SETTING_NAME}['DASHBOARD_TIMEOUT'] must be a whole number of "
-                f"seconds, 0 or more, not {timeout!r}.",
+                f"seconds from 0 to {MAX_DASHBOARD_TIMEOUT} (a year), not "
+                f"{timeout!r}.",
                 "The default, 300, caches dashboard data for five minutes.",
                 4,
             )
@@ -197,12 +201,17 @@ def _check_model_label(
 
 
 #: The dashboard cache's tuning keys: (key, smallest, largest, whole number, id).
-CACHE_TUNING: list[tuple[str, float, float | None, bool, int]] = [
+CACHE_TUNING: list[tuple[str, float, float, bool, int]] = [
     ("TIMEOUT_JITTER", 0, 0.5, False, 11),
-    ("LOCK_TIMEOUT", 1, None, True, 12),
-    ("STAMPEDE_WAIT", 0, None, False, 13),
-    ("OUTAGE_RETRY_INTERVAL", 1, None, True, 14),
+    ("LOCK_TIMEOUT", 1, 3600, True, 12),
+    # A request waits this long for another one's result: past a minute it
+    # is a hung request, not a protected one.
+    ("STAMPEDE_WAIT", 0, 60, False, 13),
+    ("OUTAGE_RETRY_INTERVAL", 1, 3600, True, 14),
 ]
+
+#: A year: longer timeouts overflow some cache backends.
+MAX_DASHBOARD_TIMEOUT = 365 * 24 * 3600
 
 
 def _check_cache_tuning(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
@@ -213,14 +222,11 @@ def _check_cache_tuning(user_settings: dict[str, Any]) -> list[checks.CheckMessa
             isinstance(value, (int, float))
             and not isinstance(value, bool)
             and (isinstance(value, int) or not whole)
-            and math.isfinite(value)
-            and value >= smallest
-            and (largest is None or value <= largest)
+            # Compared, never converted: 10**400 is no float.
+            and smallest <= value <= largest
         )
         if not valid:
-            bounds = (
-                f"from {smallest} to {largest}" if largest else f"{smallest} or more"
-            )
+            bounds = f"from {smallest} to {largest}"
             kind = "a whole number" if whole else "a number"
             messages.append(
                 _error(

@@ -40,6 +40,12 @@ logger = logging.getLogger(__name__)
 USER_NAMES = frozenset({"user", "perms"})
 MESSAGES_NAME = "messages"
 CSRF_NAME = "csrf_token"
+#: What Django's i18n, tz, static and media context processors provide: the
+#: active language and time zone, which every key holds, and settings.
+KEYED_NAMES = frozenset(
+    {"LANGUAGES", "LANGUAGE_CODE", "LANGUAGE_BIDI", "TIME_ZONE", "STATIC_URL"}
+    | {"MEDIA_URL"}
+)
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ class PageRecorder:
 
         live: dict[str, Any] = {}
         for name, value in provided.items():
-            if name in stable:
+            if name in stable or name in KEYED_NAMES:
                 live[name] = value
             elif name == CSRF_NAME:
                 live[name] = SimpleLazyObject(self._csrf)

@@ -99,11 +99,17 @@ class Command(BaseCommand):
         paths = [_path(target) for target in options["targets"]]
         host = options["host"] or allowed_host()
         _check_host(host)
+        for alias in dict.fromkeys([DEFAULT_DB_ALIAS, options["database"]]):
+            # Before any page: a refused connection would show as a 500.
+            try:
+                connections[alias].ensure_connection()
+            except (DatabaseError, ImproperlyConfigured) as error:
+                raise _unreadable(alias, error) from error
 
         client = Client(HTTP_HOST=host, raise_request_exception=False)
         pages = [measure_url(path, options["runs"], client) for path in paths]
         for page in pages:
-            _check_status(page, options["host"])
+            _check_status(page)
         dashboards = counters.all()
         try:
             statements = (
@@ -113,11 +119,7 @@ class Command(BaseCommand):
             )
             indexes = index_summary(options["database"])
         except (DatabaseError, ImproperlyConfigured) as error:
-            raise CommandError(
-                f"Could not read database {options['database']!r} ({error}); "
-                f"manage.py optimize_performance --database {options['database']} "
-                "says what is wrong with its settings."
-            ) from error
+            raise _unreadable(options["database"], error) from error
 
         if options["json"]:
             report = _json(options["runs"], pages, dashboards, statements, indexes)
@@ -255,6 +257,14 @@ def _path(target: str) -> str:
         ) from None
 
 
+def _unreadable(alias: str, error: Exception) -> CommandError:
+    return CommandError(
+        f"Could not read database {alias!r} ({error}); manage.py "
+        f"optimize_performance --database {alias} says what is wrong with its "
+        "settings."
+    )
+
+
 def _check_host(host: str) -> None:
     # A host ALLOWED_HOSTS rejects would only show as 400 answers, after
     # Django logged a traceback for each request.
@@ -268,7 +278,7 @@ def _check_host(host: str) -> None:
         )
 
 
-def _check_status(page: PageMeasurement, host: str | None) -> None:
+def _check_status(page: PageMeasurement) -> None:
     if 300 <= page.status_code < 400:
         raise CommandError(
             f"{page.path} answered {page.status_code}, a redirect to "
