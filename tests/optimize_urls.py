@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 
 
 class GroupDashboard(CachedDashboardMixin, TemplateView):
-    watch_models = ["equipment", "auth.Group", "stock.Part"]
+    watch_models = ["equipment", "admin.LogEntry", "stock.Part"]
 
 
-@cached_context(watch=["auth.Permission"], name="permissions")
+@cached_context(watch=["sessions.Session"], name="permissions")
 def permission_data(request: HttpRequest) -> dict[str, Any]:
     return {}
 

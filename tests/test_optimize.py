@@ -39,7 +39,7 @@ BUILTIN_REDIS = "django.core.cache.backends.redis.RedisCache"
 POSTGRESQL = {"ENGINE": "django.db.backends.postgresql", "OPTIONS": {}}
 
 
-@cached_context(watch=["auth.User"], name="not served")
+@cached_context(watch=["contenttypes.ContentType"], name="not served")
 def unserved_data(request: HttpRequest) -> dict[str, Any]:
     return {}
 
@@ -161,7 +161,10 @@ def test_cache_findings_django_redis_ignore_exceptions_globally() -> None:
 
 
 def judge(
-    version: tuple[int, int] = (5, 2), asgi: bool = False, **entry: Any
+    version: tuple[int, int] = (5, 2),
+    asgi: bool = False,
+    pool_installed: bool = True,
+    **entry: Any,
 ) -> list[str]:
     findings = connection_findings(
         "default",
@@ -169,6 +172,7 @@ def judge(
         "postgresql",
         django_version=version,
         asgi=asgi,
+        pool_installed=pool_installed,
     )
     return ids(findings)
 
@@ -231,6 +235,12 @@ def test_connection_findings_persistent_under_asgi(version: tuple[int, int]) -> 
 
 def test_connection_findings_pool_is_fine() -> None:
     assert judge(OPTIONS={"pool": True}, CONN_MAX_AGE=0) == []
+
+
+def test_connection_findings_pool_without_its_package() -> None:
+    assert judge(pool_installed=False, OPTIONS={"pool": True}, CONN_MAX_AGE=0) == [
+        "database.pool-package-missing"
+    ]
 
 
 def test_connection_findings_pool_with_persistent_connections() -> None:
@@ -397,7 +407,8 @@ def test_index_findings_database_error(monkeypatch: pytest.MonkeyPatch) -> None:
     findings = index_findings()
 
     assert ids(findings) == ["indexes.not-checked"]
-    assert "connection refused" in findings[0].why
+    assert findings[0].why == "Could not read its indexes: connection refused."
+    assert findings[0].how.startswith("Run manage.py migrate --database default")
 
 
 @pytest.mark.django_db
@@ -412,9 +423,10 @@ def test_index_findings_settings_django_refuses(
     findings = index_findings()
 
     assert ids(findings) == ["indexes.not-checked"]
-    assert findings[0].why.startswith(
-        "Could not read its indexes: Pooling doesn't support persistent connections."
+    assert findings[0].why == (
+        "Django refuses to connect: Pooling doesn't support persistent connections."
     )
+    assert findings[0].how.startswith("Fix DATABASES['default'] as the database")
 
 
 # --- dashboards -------------------------------------------------------------
@@ -429,10 +441,10 @@ def test_served_dashboards_finds_classes_and_decorated_functions() -> None:
 
     assert served["tests.optimize_urls.GroupDashboard"] == (
         "equipment",
-        "auth.Group",
+        "admin.LogEntry",
         "stock.Part",
     )
-    assert served["permissions"] == ("auth.Permission",)
+    assert served["permissions"] == ("sessions.Session",)
     # Decorated here, in a module no URL serves a view from.
     assert "not served" not in served
     assert served["dashboard.views.DashboardView"] == (
@@ -451,12 +463,12 @@ def test_dashboard_findings_unwatched_and_unknown_models() -> None:
         ("dashboards.unwatched-model", "warning"),
         ("dashboards.unknown-model", "error"),
     ]
-    assert "watches auth.Permission" in findings[0].title
-    assert findings[1].how == "Add 'auth.Group' to MAINTENANCE_PERF['WATCH']."
+    assert "watches sessions.Session" in findings[0].title
+    assert findings[1].how == "Add 'admin.LogEntry' to MAINTENANCE_PERF['WATCH']."
     assert "'stock.Part'" in findings[2].title
 
 
-@override_settings(MAINTENANCE_PERF={"WATCH": ["auth.Group", "auth.Permission"]})
+@override_settings(MAINTENANCE_PERF={"WATCH": ["admin.LogEntry", "sessions.Session"]})
 def test_dashboard_findings_watch_setting_covers_them() -> None:
     assert ids(dashboard_findings("tests.optimize_urls")) == [
         "dashboards.unknown-model"

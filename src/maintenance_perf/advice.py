@@ -9,6 +9,7 @@ project. The finding ids are documented in ``docs/optimize.rst``.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -207,6 +208,7 @@ def database_findings(using: str = DEFAULT_DB_ALIAS) -> list[Finding]:
         connection.vendor,
         django_version=django.VERSION[:2],
         asgi=bool(getattr(settings, "ASGI_APPLICATION", None)),
+        pool_installed=importlib.util.find_spec("psycopg_pool") is not None,
     )
 
 
@@ -217,6 +219,7 @@ def connection_findings(
     *,
     django_version: tuple[int, int],
     asgi: bool,
+    pool_installed: bool = True,
 ) -> list[Finding]:
     """Judge one ``DATABASES`` entry; only PostgreSQL's connections cost."""
     if vendor != "postgresql":
@@ -253,6 +256,18 @@ def connection_findings(
                 "Django refuses the combination when it connects "
                 "(ImproperlyConfigured): the pool already keeps the connections.",
                 f"Set {where}['CONN_MAX_AGE'] to 0, the default.",
+            )
+        ]
+    if pool and not pool_installed:
+        return [
+            Finding(
+                "database.pool-package-missing",
+                "error",
+                f"{where} asks for a connection pool, but psycopg_pool is not "
+                "installed.",
+                "Django builds the pool with psycopg_pool, and connecting fails "
+                "without it (ImproperlyConfigured).",
+                "pip install 'psycopg[pool]'.",
             )
         ]
     if pool:
@@ -415,10 +430,19 @@ def index_findings(using: str = DEFAULT_DB_ALIAS) -> list[Finding]:
             for planned in plan.indexes
             if planned.table in tables
         ]
-    except (DatabaseError, ImproperlyConfigured) as error:
-        # ImproperlyConfigured: Django refuses the connection's settings (a
-        # pool with CONN_MAX_AGE, say); database_findings says why.
-        return [_not_checked(using, f"Could not read its indexes: {error}.")]
+    except ImproperlyConfigured as error:
+        # Django refuses the connection's settings (a pool with CONN_MAX_AGE,
+        # say); database_findings says why.
+        return [
+            _not_checked(
+                using,
+                _sentence(f"Django refuses to connect: {error}"),
+                f"Fix DATABASES[{using!r}] as the database findings say, then "
+                "run this command again.",
+            )
+        ]
+    except DatabaseError as error:
+        return [_not_checked(using, _sentence(f"Could not read its indexes: {error}"))]
 
     findings = []
     if absent:
@@ -459,14 +483,20 @@ def index_findings(using: str = DEFAULT_DB_ALIAS) -> list[Finding]:
     return findings
 
 
-def _not_checked(using: str, why: str) -> Finding:
+def _not_checked(using: str, why: str, how: str | None = None) -> Finding:
     return Finding(
         "indexes.not-checked",
         "warning",
         f"The planned indexes of database {using!r} could not all be checked.",
         why,
-        f"Run manage.py migrate --database {using}, then this command again.",
+        how or f"Run manage.py migrate --database {using}, then this command again.",
     )
+
+
+def _sentence(text: str) -> str:
+    """End a message that may quote an error's own full stop with exactly one."""
+    text = text.rstrip()
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 def _index_list(planned: Sequence[Any]) -> str:
