@@ -277,6 +277,8 @@ def user_labels() -> list[str]:
     """
     if not apps.is_installed("django.contrib.auth"):
         return []
+    # Versions are per model, not per user: any user's save (a login saves
+    # last_login) renders every page that reads the user once again.
     user_model = apps.get_model(settings.AUTH_USER_MODEL)._meta.label
     return sorted({user_model, "auth.Group", "auth.Permission"})
 
