@@ -274,3 +274,40 @@ def test_dashboard_write_while_cache_rests_is_not_lost(
     assert resting == ["error", "error", "error"]
     assert section is None
     assert after == (200, 2, "miss")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cached_page_renders_when_the_cache_fails_before_it_is_stored(
+    redis_server: RedisServer,
+) -> None:
+    from django.test import RequestFactory
+
+    from tests import page_views
+
+    factories.equipment(factories.location())
+
+    class PausingDashboard(page_views.PageDashboard):
+        """Shares the data entry; its cache hangs once the data is read."""
+
+        cache_name = "tests.page_views.PageDashboard"
+
+        def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+            context = super().get_context_data(**kwargs)
+            redis_server.pause()
+            return context
+
+    first = page_views.PageDashboard.as_view(template_name="form.html")
+    second = PausingDashboard.as_view(template_name="location.html")
+    with (
+        outage_settings("django-redis", redis_server.port),
+        override_settings(TEMPLATES=page_views.TEMPLATES),
+    ):
+        first(RequestFactory().get("/")).render()
+        response = second(RequestFactory().get("/"))
+        response.render()
+    redis_server.resume()
+
+    assert response.status_code == 200
+    assert response.content.decode().endswith(
+        "<b>1</b></main><footer>cache hit</footer>"
+    )

@@ -275,12 +275,15 @@ def user_labels() -> list[str]:
     A cached page that reads ``user`` or ``perms`` is valid only while none
     of them changed (see :func:`get_page`).
     """
-    if not apps.is_installed("django.contrib.auth"):
-        return []
     # Versions are per model, not per user: any user's save (a login saves
     # last_login) renders every page that reads the user once again.
-    user_model = apps.get_model(settings.AUTH_USER_MODEL)._meta.label
-    return sorted({user_model, "auth.Group", "auth.Permission"})
+    wanted = {settings.AUTH_USER_MODEL, "auth.Group", "auth.Permission"}
+    return sorted(model._meta.label for model in _installed_models(wanted))
+
+
+def _installed_models(labels: set[str]) -> list[type[models.Model]]:
+    # The project may have no auth app, or a user model of its own.
+    return [model for model in apps.get_models() if model._meta.label in labels]
 
 
 def watched_labels() -> set[str]:
@@ -708,17 +711,19 @@ def connect_signals(**kwargs: Any) -> None:
     _connected.clear()
 
     watched = watched_labels()
-    for model in apps.get_models():
-        if model._meta.label in watched:
-            signals.post_save.connect(on_save, sender=model)
-            signals.post_delete.connect(on_delete, sender=model)
-            _connected.add(model)
-        for many_to_many in model._meta.many_to_many:
-            sides = {model._meta.label, many_to_many.related_model._meta.label}
-            if sides & watched:
-                through = cast("type[models.Model]", many_to_many.remote_field.through)
-                signals.m2m_changed.connect(on_m2m_changed, sender=through)
-                _connected.add(through)
+    for model in _installed_models(watched):
+        signals.post_save.connect(on_save, sender=model)
+        signals.post_delete.connect(on_delete, sender=model)
+        _connected.add(model)
+    throughs = {
+        cast("type[models.Model]", many_to_many.remote_field.through)
+        for model in apps.get_models()
+        for many_to_many in model._meta.many_to_many
+        if {model._meta.label, many_to_many.related_model._meta.label} & watched
+    }
+    for through in throughs:
+        signals.m2m_changed.connect(on_m2m_changed, sender=through)
+        _connected.add(through)
 
 
 _connected: set[type[models.Model]] = set()
