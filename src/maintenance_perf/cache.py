@@ -277,8 +277,16 @@ def user_labels() -> list[str]:
     """
     # Versions are per model, not per user: any user's save (a login saves
     # last_login) renders every page that reads the user once again.
-    wanted = {settings.AUTH_USER_MODEL, "auth.Group", "auth.Permission"}
-    return sorted(model._meta.label for model in _installed_models(wanted))
+    if not _user_labels_memo:
+        wanted = {settings.AUTH_USER_MODEL, "auth.Group", "auth.Permission"}
+        _user_labels_memo.extend(
+            sorted(model._meta.label for model in _installed_models(wanted))
+        )
+    return _user_labels_memo
+
+
+#: Read on every hit of a page that reads the user; emptied with the settings.
+_user_labels_memo: list[str] = []
 
 
 def _installed_models(labels: set[str]) -> list[type[models.Model]]:
@@ -702,6 +710,7 @@ def connect_signals(**kwargs: Any) -> None:
     if kwargs.get("setting") not in {None, "MAINTENANCE_PERF"}:
         return
     _version_keys_memo.clear()
+    _user_labels_memo.clear()
 
     signals = models.signals
     for sender in _connected:

@@ -268,8 +268,9 @@ class CachedDashboardMixin:
         status_marker = recorder.status_marker.encode()
         csrf_marker = recorder.csrf_marker.encode() if recorder.read_csrf else b""
         counts = [markers_found(content, status_marker)]
-        if csrf_marker:
-            counts.append(markers_found(content, csrf_marker))
+        csrf_count = markers_found(content, csrf_marker) if csrf_marker else None
+        if csrf_count is not None:
+            counts.append(csrf_count)
         page = Page(
             token=result.token,
             content=content,
@@ -284,25 +285,15 @@ class CachedDashboardMixin:
         if response.status_code != 200:
             return
 
-        if csrf_marker and counts[-1][1] == 0:
+        if csrf_count is not None and csrf_count[1] == 0:
             # A filter such as slice made the marker into text no serve can
             # find again; this response shows what it made of it.
-            _plain_pages.add((name, identity))
-            log_once(
-                (name, identity),
-                "Dashboard %s: its template changes csrf_token with a filter, so "
-                "its page is rendered on each request from now on.",
-                name,
-            )
+            _render_plainly(name, identity, "changes csrf_token with a filter")
             return
         if recorder.request_names:
-            _plain_pages.add((name, identity))
-            log_once(
-                (name, identity),
-                "Dashboard %s: its template reads %s, which may differ on each "
-                "request, so its page is rendered on each request from now on.",
-                name,
-                ", ".join(sorted(recorder.request_names)),
+            names = ", ".join(sorted(recorder.request_names))
+            _render_plainly(
+                name, identity, f"reads {names}, which may differ on each request"
             )
             return
         if recorder.read_messages and _has_messages(self.request):
@@ -326,7 +317,18 @@ class CachedDashboardMixin:
     def _page_template(
         self,
     ) -> tuple[str, Sequence[Callable[[HttpRequest], dict[str, Any]]]] | None:
-        """Return the page template's identity and context processors."""
+        """Return the page template's identity and context processors.
+
+        Looked up once per request: a page missed while serving is looked up
+        again while rendering.
+        """
+        if not hasattr(self, "_page_template_found"):
+            self._page_template_found = self._find_page_template()
+        return self._page_template_found
+
+    def _find_page_template(
+        self,
+    ) -> tuple[str, Sequence[Callable[[HttpRequest], dict[str, Any]]]] | None:
         names = self.get_template_names()  # type: ignore[attr-defined]
         template = select_template(names, using=self.template_engine)  # type: ignore[attr-defined]
         identity = template_identity(template)
@@ -350,6 +352,18 @@ _user_pages: set[tuple[str, str]] = set()
 #: Pages found to read something that may differ on each request: they are
 #: rendered without a watch and never looked up. Learnt per process.
 _plain_pages: set[tuple[str, str]] = set()
+
+
+def _render_plainly(name: str, identity: str, reason: str) -> None:
+    """Stop caching a page found to depend on each request, and say why once."""
+    _plain_pages.add((name, identity))
+    log_once(
+        (name, identity),
+        "Dashboard %s: its template %s, so its page is rendered on each request "
+        "from now on.",
+        name,
+        reason,
+    )
 
 
 def _reads_user(name: str, identity: str) -> bool:
